@@ -1,0 +1,377 @@
+"""GRU4Rec hyperparameters: one frozen dataclass, and the parsers that fill it.
+
+Names follow the official implementations, so parameter strings and files written for them
+work unchanged. Both spellings of the final activation are accepted: Theano-style
+``final_act=elu-0.5`` and PyTorch-style ``elu_param=0.5`` mean the same thing.
+
+Sources:
+    - parameter strings ``loss=bpr-max,layers=100/100,constrained_embedding=True``
+      (``/`` separates list items),
+    - ``.py`` parameter files holding ``gru4rec_params = OrderedDict([...])``; the file is
+      parsed as literals, never executed,
+    - ``.toml`` files with the parameters at the top level (or under ``[gru4rec_params]``),
+    - plain mappings (``GRU4RecConfig.from_dict``).
+
+Every validation problem is collected and reported in one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gru4rec.errors import ConfigError
+
+__all__ = ["LOSSES", "GRU4RecConfig", "parse_param_file", "parse_param_string"]
+
+LOSSES = ("cross-entropy", "bpr-max")
+_THEANO_ONLY_NAMES = {"adapt": "adagrad", "hidden_act": "tanh"}
+
+
+@dataclass(frozen=True)
+class GRU4RecConfig:
+    """Every GRU4Rec hyperparameter, with the official names and PyTorch-version defaults.
+
+    Attributes:
+        layers: units of each GRU layer, e.g. ``(100,)`` or ``(200, 200)``.
+        loss: ``cross-entropy`` (softmax output) or ``bpr-max`` (ELU/linear output).
+        final_act: the output activation; derived from ``loss`` and ``elu_param`` when not
+            given (``softmax`` for cross-entropy, ``elu-X`` or ``linear`` for bpr-max).
+        hidden_act: activation of the GRU candidate state (``tanh``).
+        adapt: optimiser (``adagrad``, with ``momentum``).
+        n_epochs: passes over the training data.
+        batch_size: number of session-parallel slots B.
+        dropout_p_embed: dropout on the input embedding (no-embedding mode: on the first GRU
+            layer's output).
+        dropout_p_hidden: dropout on the output of each (other) GRU layer.
+        learning_rate: Adagrad step size.
+        momentum: momentum on the Adagrad step (0 = none).
+        sample_alpha: extra negatives drawn with probability support**sample_alpha.
+        n_sample: number of extra negatives shared by a mini-batch (0 = in-batch only).
+        embedding: size of a separate item embedding (0 = none; ``layersize`` = layers[0]).
+        constrained_embedding: use the output weights as the input embedding.
+        bpreg: score regularisation of bpr-max.
+        elu_param: ELU parameter of the bpr-max output (0 = linear).
+        logq: weight of the logQ correction of cross-entropy (0 = off).
+    """
+
+    layers: tuple[int, ...] = (100,)
+    loss: str = "cross-entropy"
+    final_act: str = ""
+    hidden_act: str = "tanh"
+    adapt: str = "adagrad"
+    n_epochs: int = 10
+    batch_size: int = 64
+    dropout_p_embed: float = 0.0
+    dropout_p_hidden: float = 0.0
+    learning_rate: float = 0.05
+    momentum: float = 0.0
+    sample_alpha: float = 0.5
+    n_sample: int = 2048
+    embedding: int = 0
+    constrained_embedding: bool = True
+    bpreg: float = 1.0
+    elu_param: float = 0.5
+    logq: float = 0.0
+    _given: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _raise_if(_problems(self))
+        if not self.final_act:
+            object.__setattr__(self, "final_act", _default_final_act(self.loss, self.elu_param))
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """The accepted parameter names (public fields), in declaration order."""
+        return [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")]
+
+    @classmethod
+    def from_dict(cls, params: Mapping[str, Any]) -> GRU4RecConfig:
+        """Build a config from ``{name: value}``; values may be strings (as in ``-ps``)."""
+        return cls().replace(**params)
+
+    def replace(self, **params: Any) -> GRU4RecConfig:
+        """A copy with some parameters changed (strings are converted like ``-ps`` values)."""
+        values, problems = _convert_all(params)
+        try:
+            values = _resolve_final_act(values, self)
+        except ConfigError as exc:
+            problems.append(str(exc))
+        given = tuple(dict.fromkeys((*self._given, *params)))
+        try:
+            cfg = dataclasses.replace(self, **values, _given=given)
+        except ConfigError as exc:
+            problems.extend(getattr(exc, "problems", [str(exc)]))
+        _raise_if(problems)
+        return cfg
+
+    @property
+    def embedding_size(self) -> int:
+        """D of the input embedding: 0 in no-embedding mode, layers[-1] when constrained."""
+        if self.constrained_embedding:
+            return self.layers[-1]
+        return self.embedding
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``{name: value}`` of every public field (lists for tuples)."""
+        out = {}
+        for name in self.field_names():
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def given_items(self) -> list[tuple[str, Any]]:
+        """The parameters explicitly set by the user, in the order given (for ``SET`` lines)."""
+        return [(n, v) for n, v in self.to_dict().items() if n in self._given]
+
+
+def _raise_if(problems: list[str]) -> None:
+    """Raise one ConfigError listing every problem (its ``problems`` attribute keeps them)."""
+    if problems:
+        exc = ConfigError("invalid GRU4Rec parameters:\n  - " + "\n  - ".join(problems))
+        exc.problems = problems  # type: ignore[attr-defined]
+        raise exc
+
+
+def _default_final_act(loss: str, elu_param: float) -> str:
+    if loss == "cross-entropy":
+        return "softmax"
+    return f"elu-{elu_param:g}" if elu_param > 0 else "linear"
+
+
+def _resolve_final_act(values: dict[str, Any], base: GRU4RecConfig) -> dict[str, Any]:
+    """Map Theano-style ``final_act`` onto ``elu_param`` and check its pairing with the loss."""
+    loss = values.get("loss", base.loss)
+    act = values.get("final_act")
+    if act is None:
+        if "loss" in values or "elu_param" in values:
+            values["final_act"] = ""  # re-derive from the (new) loss / elu_param
+        return values
+    if loss == "cross-entropy" and act == "softmax":
+        return values
+    if loss == "bpr-max" and act == "linear":
+        return {**values, "elu_param": 0.0}
+    if loss == "bpr-max" and act.startswith("elu-"):
+        try:
+            return {**values, "elu_param": float(act[4:]), "final_act": ""}
+        except ValueError:
+            pass
+    usual = "softmax" if loss == "cross-entropy" else "elu-X or linear"
+    raise ConfigError(f"final_act={act} is not supported with loss={loss}; use {usual}")
+
+
+def _problems(cfg: GRU4RecConfig) -> list[str]:
+    """Every range/choice problem of a config, as readable one-liners."""
+    p: list[str] = []
+    if not cfg.layers or any(n <= 0 for n in cfg.layers):
+        p.append(f"layers must be positive unit counts, got {list(cfg.layers)}")
+    if cfg.loss not in LOSSES:
+        p.append(f"loss must be one of {', '.join(LOSSES)}; got {cfg.loss!r}")
+    for name, allowed in _THEANO_ONLY_NAMES.items():
+        if getattr(cfg, name) != allowed:
+            p.append(f"{name}={getattr(cfg, name)} is not supported; use {allowed}")
+    for name in ("n_epochs", "batch_size"):
+        if getattr(cfg, name) < 1:
+            p.append(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("dropout_p_embed", "dropout_p_hidden"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            p.append(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
+    for name in ("learning_rate",):
+        if not getattr(cfg, name) > 0:
+            p.append(f"{name} must be > 0, got {getattr(cfg, name)}")
+    for name in ("momentum", "sample_alpha", "bpreg", "elu_param", "logq", "n_sample"):
+        if getattr(cfg, name) < 0:
+            p.append(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.momentum >= 1:
+        p.append(f"momentum must be < 1, got {cfg.momentum}")
+    if cfg.embedding < 0:
+        p.append(f"embedding must be >= 0 (or 'layersize'), got {cfg.embedding}")
+    if cfg.logq > 0 and cfg.loss != "cross-entropy":
+        p.append("logq applies to loss=cross-entropy only; set logq=0")
+    return p
+
+
+# ----------------------------------------------------------------------------- conversion
+
+_FIELD_TYPES: dict[str, str] = {
+    f.name: str(f.type) for f in dataclasses.fields(GRU4RecConfig) if not f.name.startswith("_")
+}
+
+
+def _convert_all(params: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Convert every value to its field's type; collect unknown names and bad values."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    unknown = [k for k in params if k not in _FIELD_TYPES]
+    if unknown:
+        problems.append(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))}; valid names are: "
+            + ", ".join(_FIELD_TYPES)
+        )
+    layers = params.get("layers", None)
+    for name, raw in params.items():
+        if name not in _FIELD_TYPES:
+            continue
+        try:
+            values[name] = _convert(name, raw, layers)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{name}={raw!r}: {exc}")
+    return values, problems
+
+
+def _convert(name: str, raw: Any, layers: Any) -> Any:
+    kind = _FIELD_TYPES[name]
+    if name == "layers":
+        return _to_layers(raw)
+    if name == "embedding" and isinstance(raw, str) and raw.strip() == "layersize":
+        return _to_layers(layers)[0] if layers is not None else GRU4RecConfig.layers[0]
+    if kind == "bool":
+        return _to_bool(raw)
+    if kind == "int":
+        return _to_int(raw)
+    if kind == "float":
+        return _to_float(raw)
+    if not isinstance(raw, str):
+        raise TypeError(f"expected a string, got {type(raw).__name__}")
+    return raw.strip()
+
+
+def _to_layers(raw: Any) -> tuple[int, ...]:
+    if isinstance(raw, str):
+        raw = [part for part in raw.split("/") if part.strip()]
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        raw = [raw]
+    if not isinstance(raw, list | tuple) or not raw:
+        raise TypeError("expected a unit count or a list of them (e.g. 100 or 200/200)")
+    return tuple(_to_int(x) for x in raw)
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip() in ("True", "False"):
+        return raw.strip() == "True"
+    raise TypeError("expected True or False")
+
+
+def _to_int(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise TypeError("expected an integer, got a boolean")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    if isinstance(raw, str):
+        try:
+            return int(raw.strip())
+        except ValueError:
+            pass
+    raise TypeError("expected an integer")
+
+
+def _to_float(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise TypeError("expected a number, got a boolean")
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            return float(raw.strip())
+        except ValueError:
+            pass
+    raise TypeError("expected a number")
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def parse_param_string(text: str) -> dict[str, str]:
+    """Split ``name1=value1,name2=value2`` into an ordered ``{name: value}`` of strings."""
+    params: dict[str, str] = {}
+    for part in (p for p in text.split(",") if p.strip()):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(
+                f"bad parameter {part.strip()!r} in the parameter string; "
+                "expected name=value pairs separated by commas (e.g. loss=bpr-max,layers=100)"
+            )
+        params[name.strip()] = value.strip()
+    if not params:
+        raise ConfigError("the parameter string is empty; expected name=value pairs")
+    return params
+
+
+def parse_param_file(path: str | Path) -> dict[str, Any]:
+    """Read parameters from a ``.py`` file (``gru4rec_params = OrderedDict(...)``, parsed
+    as literals and never executed) or a ``.toml`` file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read parameter file {path}: {exc}") from None
+    if path.suffix == ".toml":
+        return _parse_toml(path, text)
+    if path.suffix != ".py":
+        raise ConfigError(f"parameter file {path} must end in .py or .toml")
+    return _parse_py(path, text)
+
+
+def _parse_toml(path: Path, text: str) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"parameter file {path} is not valid TOML: {exc}") from None
+    params = data.get("gru4rec_params", data)
+    if not isinstance(params, dict):
+        raise ConfigError(f"parameter file {path}: [gru4rec_params] must be a table")
+    return params
+
+
+def _parse_py(path: Path, text: str) -> dict[str, Any]:
+    try:
+        tree = ast.parse(text, filename=str(path))
+    except SyntaxError as exc:
+        raise ConfigError(f"parameter file {path} is not valid Python: {exc.msg} "
+                          f"(line {exc.lineno})") from None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "gru4rec_params" for t in node.targets
+        ):
+            return _literal_params(path, node.value)
+    raise ConfigError(f"parameter file {path} does not define gru4rec_params "
+                      "(expected gru4rec_params = OrderedDict([...]))")
+
+
+def _literal_params(path: Path, node: ast.expr) -> dict[str, Any]:
+    """Evaluate ``OrderedDict([(k, v), ...])``, ``OrderedDict(k=v)``, ``dict(...)`` or
+    ``{...}`` as pure literals."""
+    try:
+        if isinstance(node, ast.Dict):
+            return dict(ast.literal_eval(node))
+        if isinstance(node, ast.Call) and _call_name(node.func) in ("OrderedDict", "dict"):
+            params: dict[str, Any] = {}
+            for arg in node.args:
+                params.update(dict(ast.literal_eval(arg)))
+            for kw in node.keywords:
+                if kw.arg is None:
+                    raise ValueError("** unpacking")
+                params[kw.arg] = ast.literal_eval(kw.value)
+            return params
+    except (ValueError, TypeError, SyntaxError) as exc:
+        raise ConfigError(f"parameter file {path}: gru4rec_params must hold literal values "
+                          f"only ({exc})") from None
+    raise ConfigError(f"parameter file {path}: gru4rec_params must be an OrderedDict, "
+                      "dict or {...} literal")
+
+
+def _call_name(func: ast.expr) -> str:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""

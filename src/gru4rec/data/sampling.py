@@ -1,0 +1,60 @@
+"""Extra negative samples, drawn in bulk into a store and consumed in order (ALGORITHM §4)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+__all__ = ["SampleStore"]
+
+log = logging.getLogger(__name__)
+
+
+class SampleStore:
+    """Draws item indices with probability support**alpha, ``n_sample`` per mini-batch.
+
+    Drawing every step would interrupt the compute device, so ``store_size // n_sample``
+    mini-batches' worth are drawn at once and handed out in order; the store is redrawn
+    when used up.
+
+    Args:
+        support: (n_items,) training event counts per item.
+        n_sample: samples per mini-batch (> 0).
+        alpha: exponent on the support (0 = uniform, 1 = popularity).
+        store_size: budget in item ids (the original's ``sample_store_size``).
+        device: where the store lives (the compute device, or CPU memory).
+        generator: the seeded torch generator of the run (on ``device``).
+    """
+
+    def __init__(self, support: np.ndarray, n_sample: int, alpha: float, store_size: int,
+                 device: torch.device, generator: torch.Generator) -> None:
+        weights = torch.as_tensor(support, dtype=torch.float64) ** alpha
+        cdf = torch.cumsum(weights, 0)
+        self._cdf = (cdf / cdf[-1]).to(device)
+        self.n_sample = n_sample
+        self.n_batches = max(1, store_size // n_sample)
+        self._device = device
+        self._gen = generator
+        self._store = torch.empty(0, n_sample, dtype=torch.int64, device=device)
+        self._pos = 0
+        log.info("sample store: %d batches of %d samples on %s", self.n_batches, n_sample,
+                 device.type)
+
+    def _refill(self) -> None:
+        # inverse-CDF sampling of a whole store at once: one kernel instead of per-step draws
+        u = torch.rand(self.n_batches * self.n_sample, generator=self._gen,
+                       dtype=torch.float64, device=self._device)
+        idx = torch.searchsorted(self._cdf, u, right=True)
+        idx.clamp_(max=self._cdf.shape[0] - 1)
+        self._store = idx.view(self.n_batches, self.n_sample)
+        self._pos = 0
+
+    def next(self) -> torch.Tensor:
+        """(n_sample,) int64 item indices for the next mini-batch."""
+        if self._pos >= self._store.shape[0]:
+            self._refill()
+        out = self._store[self._pos]
+        self._pos += 1
+        return out

@@ -1,0 +1,134 @@
+"""Item index and session grouping: from raw events to dense item indices per session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gru4rec.data.events import Events
+from gru4rec.errors import DataError
+
+__all__ = ["ItemIndex", "SessionData", "group_sessions"]
+
+
+class ItemIndex:
+    """Map between item ids (opaque labels, kept exactly) and dense indices 0..n_items-1.
+
+    Args:
+        ids: (n_items,) distinct item ids; position = index.
+    """
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = _as_id_array(ids)
+        order = np.argsort(self.ids, kind="stable")
+        self._sorted = self.ids[order]
+        self._sorted_pos = order
+        if len(self._sorted) > 1 and np.any(self._sorted[1:] == self._sorted[:-1]):
+            raise DataError("item ids of an item index must be distinct")
+
+    @classmethod
+    def from_items(cls, items: np.ndarray) -> ItemIndex:
+        """Index the distinct ids of ``items`` (N,) in order of first appearance."""
+        items = _as_id_array(items)
+        _, first = np.unique(items, return_index=True)
+        return cls(items[np.sort(first)])
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def lookup(self, items: np.ndarray) -> np.ndarray:
+        """(N,) item ids -> (N,) int64 indices, -1 for ids not in the index."""
+        items = _as_id_array(items)
+        if len(items) == 0 or len(self) == 0:
+            return np.full(len(items), -1, dtype=np.int64)
+        if items.dtype.kind != self._sorted.dtype.kind:
+            if self._sorted.dtype.kind != "U":  # str ids never match an int index
+                return np.full(len(items), -1, dtype=np.int64)
+            items = items.astype(str)  # int ids match a str index through their text
+        pos = np.searchsorted(self._sorted, items)
+        pos = np.minimum(pos, len(self._sorted) - 1)
+        found = self._sorted[pos] == items
+        return np.where(found, self._sorted_pos[pos], -1).astype(np.int64)
+
+    def to_list(self) -> list[int] | list[str]:
+        """The ids as a plain Python list (ints or strs), e.g. for the model file."""
+        return self.ids.tolist()
+
+
+def _as_id_array(ids: np.ndarray | list) -> np.ndarray:
+    """Ids as int64 or unicode arrays (object arrays of str become fixed-width unicode)."""
+    arr = np.asarray(ids)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "O":
+        arr = arr.astype(str)
+    if arr.dtype.kind != "U":
+        raise DataError(f"item ids must be integers or strings, got dtype {arr.dtype}")
+    return arr
+
+
+@dataclass(frozen=True)
+class SessionData:
+    """Sessions as contiguous runs of item indices, in visiting order.
+
+    Attributes:
+        items: (N,) int64 item indices, sessions back to back, events in time order.
+        offsets: (n_sessions + 1,) int64; session s spans items[offsets[s]:offsets[s+1]].
+        session_ids: (n_sessions,) the original session ids, in the same order.
+    """
+
+    items: np.ndarray
+    offsets: np.ndarray
+    session_ids: np.ndarray
+
+    @property
+    def n_sessions(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def n_examples(self) -> int:
+        """Number of next-item examples: events minus sessions."""
+        return int(self.items.shape[0] - self.n_sessions)
+
+
+def group_sessions(events: Events, item_index: ItemIndex, *, time_sort: bool = True,
+                   drop_unknown: bool = True) -> tuple[SessionData, int]:
+    """Group events into sessions ordered by (session, time), sessions by first-event time.
+
+    Events whose item is not in ``item_index`` are dropped (their count is returned); the
+    rest of their session is kept. Sessions left with fewer than 1 event vanish.
+
+    Returns:
+        (sessions, n_dropped_events)
+    """
+    idx = item_index.lookup(events.item)
+    known = idx >= 0
+    n_dropped = int((~known).sum()) if drop_unknown else 0
+    sess = events.session[known]
+    _, codes = np.unique(sess, return_inverse=True)
+    times = events.time[known]
+    order = np.lexsort((times, codes))  # stable: ties in time keep file order
+    codes, times, items = codes[order], times[order], idx[known][order]
+    starts = np.flatnonzero(np.diff(codes, prepend=-1))
+    offsets = np.r_[starts, len(codes)].astype(np.int64)
+    if time_sort and len(starts):
+        sess_order = np.argsort(times[starts], kind="stable")
+        items, offsets = _reorder(items, offsets, sess_order)
+        starts = starts[sess_order]
+    session_ids = sess[order][starts] if len(starts) else sess[:0]
+    return SessionData(items.astype(np.int64), offsets, session_ids), n_dropped
+
+
+def _reorder(items: np.ndarray, offsets: np.ndarray,
+             order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder whole sessions: (items, offsets) with sessions permuted by ``order``."""
+    lengths = np.diff(offsets)[order]
+    new_offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    # position of every output event in the input: session start + rank within session
+    within = np.arange(len(items)) - np.repeat(new_offsets[:-1], lengths)
+    src = np.repeat(offsets[:-1][order], lengths) + within
+    return items[src], new_offsets

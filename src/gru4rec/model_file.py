@@ -1,0 +1,129 @@
+"""The model file: one ``torch.save`` archive of tensors and plain values only.
+
+Contents (a dict): ``format`` ("gru4rec-model"), ``format_version``, ``gru4rec_version``,
+``config`` (every hyperparameter), ``item_ids`` (int64 tensor, or list of str),
+``item_support`` (int64 tensor, training events per item) and ``params`` (name -> float32
+tensor). It loads with ``torch.load(path, weights_only=True)``, so reading a file never runs
+code from it. Files are written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gru4rec.config import GRU4RecConfig
+from gru4rec.errors import ConfigError, ModelFileError
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "read_model_file", "write_model_file"]
+
+FORMAT = "gru4rec-model"
+FORMAT_VERSION = 1
+
+
+def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarray,
+                     support: np.ndarray, params: dict[str, torch.Tensor]) -> None:
+    """Atomically write a model file (temp file in the same folder, then rename)."""
+    from gru4rec import __version__
+
+    path = Path(path)
+    ids: Any = torch.as_tensor(item_ids) if item_ids.dtype.kind in "iu" else item_ids.tolist()
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "gru4rec_version": __version__,
+        "config": config.to_dict(),
+        "item_ids": ids,
+        "item_support": torch.as_tensor(support, dtype=torch.int64),
+        "params": {n: t.detach().to("cpu", torch.float32).contiguous()
+                   for n, t in params.items()},
+    }
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ModelFileError(f"cannot save the model to {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.ndarray,
+                                                dict[str, torch.Tensor]]:
+    """Load and verify a model file -> (config, item ids, item support, params on CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated/foreign/unsafe files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path} is not a readable gru4rec model file (truncated, "
+                             f"corrupted or of another kind): {first[:200]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a gru4rec model file")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path} has model format version "
+                             f"{payload.get('format_version')!r}; this gru4rec reads version "
+                             f"{FORMAT_VERSION}")
+    try:
+        config = GRU4RecConfig.from_dict(payload["config"])
+        ids = _item_ids(payload["item_ids"])
+        support = payload["item_support"].numpy()
+        params = payload["params"]
+        _check_params(params, config, len(ids), support)
+    except (KeyError, TypeError, AttributeError, ConfigError, ValueError) as exc:
+        raise ModelFileError(f"{path} is damaged or was altered: {exc}") from None
+    return config, ids, support, params
+
+
+def _item_ids(raw: Any) -> np.ndarray:
+    if isinstance(raw, torch.Tensor):
+        return raw.numpy().astype(np.int64)
+    if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+        return np.asarray(raw, dtype=str)
+    raise ValueError("item_ids must be an int64 tensor or a list of str")
+
+
+def expected_shapes(config: GRU4RecConfig, n_items: int) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every parameter of a network with this config and item count."""
+    layers = list(config.layers)
+    shapes: dict[str, tuple[int, ...]] = {"Wyb": (n_items, layers[-1] + 1)}
+    if config.constrained_embedding:
+        n_in = layers[-1]
+    elif config.embedding > 0:
+        shapes["E"] = (n_items, config.embedding)
+        n_in = config.embedding
+    else:
+        n_in = n_items
+    for i, h in enumerate(layers):
+        shapes[f"Wx{i}"] = (n_in if i == 0 else layers[i - 1], 3 * h)
+        shapes[f"Wrz{i}"] = (h, 2 * h)
+        shapes[f"Wh{i}"] = (h, h)
+        shapes[f"b{i}"] = (3 * h,)
+    return shapes
+
+
+def _check_params(params: Any, config: GRU4RecConfig, n_items: int,
+                  support: np.ndarray) -> None:
+    if not isinstance(params, dict):
+        raise ValueError("params must be a dict of tensors")
+    want = expected_shapes(config, n_items)
+    if set(params) != set(want):
+        raise ValueError(f"parameter names {sorted(params)} do not match {sorted(want)}")
+    for name, shape in want.items():
+        t = params[name]
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
+            raise ValueError(f"parameter {name} should have shape {shape}")
+        if t.dtype != torch.float32 or not bool(torch.isfinite(t).all()):
+            raise ValueError(f"parameter {name} must be finite float32 values")
+    if support.shape != (n_items,):
+        raise ValueError(f"item_support should have {n_items} entries")

@@ -1,0 +1,141 @@
+"""The GRU4Rec network as plain tensors: embedding modes, the GRU stack and scoring.
+
+Parameters (names in ``Network.params``):
+    ``Wyb``  (n_items, H_last + 1) item table: output weights Wy with the output bias by as
+             its last column (one gather/scatter serves both; Adagrad is element-wise, so
+             keeping them together is exact). Shared embedding mode reads Wy as the input.
+    ``E``    (n_items, D) item table, separate embedding mode only.
+    ``Wx0``  (n_items, 3 H_0) item table in no-embedding mode (the one-hot input weights,
+             looked up by row), else a dense (D, 3 H_0) matrix.
+    ``Wx{i}`` (H_{i-1}, 3 H_i), ``Wrz{i}`` (H_i, 2 H_i), ``Wh{i}`` (H_i, H_i), ``b{i}`` (3 H_i)
+             for every GRU layer i. Gate blocks are ordered [candidate, reset, update].
+
+The GRU cell is the original one: the reset gate multiplies h BEFORE the recurrent product,
+h~ = tanh(x Wh_x + (r * h) Wh + b_h), h' = (1 - z) h + z h~.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from gru4rec.config import GRU4RecConfig
+
+__all__ = ["Network"]
+
+
+def _uniform_blocks(shape: tuple[int, int], n_blocks: int, generator: torch.Generator,
+                    device: torch.device) -> torch.Tensor:
+    """(rows, n_blocks * cols) matrix, each block uniform in +-sqrt(6 / (rows + cols))."""
+    rows, total = shape
+    cols = total // n_blocks
+    bound = math.sqrt(6.0 / (rows + cols))
+    w = torch.rand(rows, total, generator=generator, dtype=torch.float32) * (2 * bound) - bound
+    return w.to(device)
+
+
+class Network:
+    """GRU4Rec parameters and the forward computation shared by training and inference."""
+
+    def __init__(self, params: dict[str, torch.Tensor], config: GRU4RecConfig) -> None:
+        self.params = params
+        self.config = config
+        self.layers = list(config.layers)
+        self.mode = ("shared" if config.constrained_embedding
+                     else "separate" if config.embedding > 0 else "onehot")
+
+    @classmethod
+    def initialize(cls, n_items: int, config: GRU4RecConfig, generator: torch.Generator,
+                   device: torch.device) -> Network:
+        """Fresh parameters: block-wise uniform Glorot weights, zero biases (ALGORITHM §3)."""
+        layers = list(config.layers)
+        net = cls({}, config)
+        p: dict[str, torch.Tensor] = {}
+        wy = _uniform_blocks((n_items, layers[-1]), 1, generator, device)
+        p["Wyb"] = torch.cat([wy, torch.zeros(n_items, 1, device=device)], 1)
+        if net.mode == "separate":
+            p["E"] = _uniform_blocks((n_items, config.embedding), 1, generator, device)
+        n_in = {"onehot": n_items, "separate": config.embedding, "shared": layers[-1]}[net.mode]
+        for i, h in enumerate(layers):
+            fan_in = n_in if i == 0 else layers[i - 1]
+            p[f"Wx{i}"] = _uniform_blocks((fan_in, 3 * h), 3, generator, device)
+            p[f"Wrz{i}"] = _uniform_blocks((h, 2 * h), 2, generator, device)
+            p[f"Wh{i}"] = _uniform_blocks((h, h), 1, generator, device)
+            p[f"b{i}"] = torch.zeros(3 * h, device=device)
+        net.params = p
+        return net
+
+    @property
+    def item_tables(self) -> list[str]:
+        """Names of the (n_items, *) tables that get row-sparse updates."""
+        return ["Wyb"] + {"onehot": ["Wx0"], "separate": ["E"], "shared": []}[self.mode]
+
+    @property
+    def dense(self) -> list[str]:
+        """Names of the dense parameters (full updates)."""
+        tables = set(self.item_tables)
+        return [n for n in self.params if n not in tables]
+
+    @property
+    def n_items(self) -> int:
+        return int(self.params["Wyb"].shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.params["Wyb"].device
+
+    def zero_state(self, batch: int) -> list[torch.Tensor]:
+        """Hidden state of every layer, zeros: list of (batch, H_i)."""
+        return [torch.zeros(batch, h, device=self.device) for h in self.layers]
+
+    def input_rows(self, items: torch.Tensor) -> torch.Tensor:
+        """Input rows of item indices (M,): (M, 3 H_0) in no-embedding mode, else (M, D)."""
+        table = {"onehot": "Wx0", "separate": "E", "shared": "Wyb"}[self.mode]
+        rows = self.params[table].index_select(0, items)
+        return rows[:, : self.layers[-1]] if self.mode == "shared" else rows
+
+    def hidden(self, x_in: torch.Tensor, state: list[torch.Tensor],
+               training: bool) -> list[torch.Tensor]:
+        """One step of the GRU stack.
+
+        Args:
+            x_in: (M, 3 H_0) one-hot input rows or (M, D) embeddings, from ``input_rows``.
+            state: previous hidden state, list of (M, H_i).
+            training: apply dropout.
+        Returns:
+            the new state, list of (M, H_i); the last entry is the output (post-dropout).
+        """
+        cfg, p = self.config, self.params
+        new: list[torch.Tensor] = []
+        x = x_in
+        for i, h_prev in enumerate(state):
+            if i == 0 and self.mode == "onehot":
+                vx = x + p["b0"]
+            else:
+                if i == 0:
+                    x = F.dropout(x, cfg.dropout_p_embed, training)
+                vx = torch.addmm(p[f"b{i}"], x, p[f"Wx{i}"])  # (M, 3H)
+            h = self._gru_cell(vx, h_prev, p[f"Wrz{i}"], p[f"Wh{i}"])
+            drop = cfg.dropout_p_embed if (i == 0 and self.mode == "onehot") \
+                else cfg.dropout_p_hidden
+            x = F.dropout(h, drop, training)
+            new.append(x)
+        return new
+
+    @staticmethod
+    def _gru_cell(vx: torch.Tensor, h: torch.Tensor, wrz: torch.Tensor,
+                  wh: torch.Tensor) -> torch.Tensor:
+        """vx: (M, 3H) input part [candidate, reset, update]; h: (M, H) -> (M, H)."""
+        n = h.shape[1]
+        rz = torch.sigmoid(vx[:, n:] + h @ wrz)  # (M, 2H)
+        r, z = rz[:, :n], rz[:, n:]
+        cand = torch.tanh(torch.addmm(vx[:, :n], r * h, wh))
+        return torch.lerp(h, cand, z)  # (1 - z) h + z cand
+
+    def score_all(self, h: torch.Tensor) -> torch.Tensor:
+        """(M, H_last) output states -> (M, n_items) scores h . Wy[i] + by[i]."""
+        wyb = self.params["Wyb"]
+        n = self.layers[-1]
+        return torch.addmm(wyb[:, n], h, wyb[:, :n].t())

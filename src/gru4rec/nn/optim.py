@@ -1,0 +1,78 @@
+"""Adagrad with momentum, row-sparse for item tables (ALGORITHM §6).
+
+For every parameter p with gradient g:
+    acc += g^2;  step = -lr * g / sqrt(acc + 1e-6);  v = m * v + step;  p += v  (m > 0)
+                                                                    else p += step
+For item tables only the rows of the mini-batch are touched: their gradients are summed per
+distinct row first, then accumulator, velocity and weights of those rows are updated.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["SparseAdagrad", "sum_duplicate_rows"]
+
+EPS = 1e-6
+
+
+def sum_duplicate_rows(rows: torch.Tensor,
+                       grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K,) row indices with repeats and (K, C) gradients -> (U,) distinct rows, (U, C) sums."""
+    uniq, inv = torch.unique(rows, return_inverse=True)
+    summed = torch.zeros(uniq.shape[0], grads.shape[1], dtype=grads.dtype, device=grads.device)
+    return uniq, summed.index_add_(0, inv, grads)
+
+
+class SparseAdagrad:
+    """Adagrad + momentum over dense tensors and row-sparse item tables.
+
+    Args:
+        params: name -> tensor (updated in place).
+        tables: names of the item tables (row-sparse updates).
+        learning_rate, momentum: as in the config.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], tables: list[str],
+                 learning_rate: float, momentum: float) -> None:
+        self.params = params
+        self.tables = set(tables)
+        self.lr = learning_rate
+        self.momentum = momentum
+        self.acc = {n: torch.zeros_like(p) for n, p in params.items()}
+        self.vel = {n: torch.zeros_like(p) for n, p in params.items()} if momentum > 0 else {}
+
+    def _delta(self, g: torch.Tensor, acc: torch.Tensor,
+               vel: torch.Tensor | None) -> torch.Tensor:
+        """Update acc (and vel) in place; return the change to add to the parameter."""
+        acc.addcmul_(g, g)
+        step = g.div_(acc.add(EPS).sqrt_()).mul_(-self.lr)  # g is consumed: saves a buffer
+        if vel is None:
+            return step
+        return vel.mul_(self.momentum).add_(step)
+
+    def step_dense(self, name: str, grad: torch.Tensor) -> None:
+        """Full update of a dense parameter with its gradient (consumed)."""
+        delta = self._delta(grad, self.acc[name], self.vel.get(name))
+        self.params[name].add_(delta)
+
+    def step_rows(self, name: str, rows: torch.Tensor, grad: torch.Tensor,
+                  current: torch.Tensor | None = None) -> None:
+        """Update the DISTINCT ``rows`` (U,) of table ``name`` with their summed (U, C) grads.
+
+        ``current`` may pass the rows' present values (already gathered) to save a gather.
+        """
+        acc = self.acc[name].index_select(0, rows)
+        vel = self.vel[name].index_select(0, rows) if self.momentum > 0 else None
+        delta = self._delta(grad, acc, vel)
+        self.acc[name].index_copy_(0, rows, acc)
+        if vel is not None:
+            self.vel[name].index_copy_(0, rows, vel)
+        base = self.params[name].index_select(0, rows) if current is None else current
+        self.params[name].index_copy_(0, rows, base + delta)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Accumulators and velocities, for checkpoints."""
+        out = {f"acc.{n}": t for n, t in self.acc.items()}
+        out.update({f"vel.{n}": t for n, t in self.vel.items()})
+        return out

@@ -1,0 +1,183 @@
+"""The GRU4Rec training loop: one epoch at a time over a precomputed schedule.
+
+Per step (ALGORITHM §2-§6): gather the distinct item-table rows the step needs (inputs,
+targets, extra negatives) as small leaf tensors, run the GRU stack from the carried hidden
+state, score only those columns, back-propagate one step, and apply Adagrad to the dense
+weights and to the touched rows. The hidden state is carried, detached, to the next step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gru4rec.config import GRU4RecConfig
+from gru4rec.data.batching import DeviceSchedule, build_schedule
+from gru4rec.data.sampling import SampleStore
+from gru4rec.data.sessions import SessionData
+from gru4rec.errors import TrainingDivergedError
+from gru4rec.nn.losses import bpr_max_loss, cross_entropy_loss, negative_mask
+from gru4rec.nn.network import Network
+from gru4rec.nn.optim import SparseAdagrad
+
+__all__ = ["EpochResult", "Trainer"]
+
+log = logging.getLogger(__name__)
+
+NAN_CHECK_EVERY = 500  # steps between loss finiteness checks (each check syncs the device)
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """Summary of one training epoch."""
+
+    epoch: int
+    loss: float
+    seconds: float
+    n_steps: int
+    n_events: int
+
+    @property
+    def batches_per_s(self) -> float:
+        return self.n_steps / self.seconds if self.seconds > 0 else math.inf
+
+    @property
+    def events_per_s(self) -> float:
+        return self.n_events / self.seconds if self.seconds > 0 else math.inf
+
+    def line(self) -> str:
+        """The original's epoch line: ``Epoch1 --> loss: 0.257018 (624.72s) [...]``."""
+        return (f"Epoch{self.epoch} --> loss: {self.loss:.6f} ({self.seconds:.2f}s) "
+                f"[{self.batches_per_s:.2f} mb/s | {self.events_per_s:.0f} e/s]")
+
+
+class Trainer:
+    """Trains a :class:`Network` on session data, one epoch per :meth:`run_epoch` call.
+
+    Args:
+        net: the network (parameters are updated in place).
+        sessions: training sessions in visiting order.
+        support: (n_items,) training event count of every item.
+        seed: seeds dropout, negative sampling and the session order.
+        sample_store_size: budget of the negative sample store, in item ids.
+        sample_store_on_cpu: keep the sample store in RAM instead of on the device.
+    """
+
+    def __init__(self, net: Network, sessions: SessionData, support: np.ndarray, *,
+                 seed: int = 42, sample_store_size: int = 10_000_000,
+                 sample_store_on_cpu: bool = False) -> None:
+        self.net, self.cfg = net, net.config
+        self.device = net.device
+        self.epoch = 0
+        torch.manual_seed(seed)  # dropout masks
+        cfg = self.cfg
+        self.opt = SparseAdagrad(net.params, net.item_tables, cfg.learning_rate, cfg.momentum)
+        self.store = self._make_store(support, seed, sample_store_size, sample_store_on_cpu)
+        self.log_support = torch.as_tensor(np.log(np.maximum(support, 1)), dtype=torch.float32,
+                                           device=self.device)
+        min_active = 2 if cfg.n_sample == 0 else 1
+        self.sched = DeviceSchedule(build_schedule(sessions, cfg.batch_size,
+                                                    min_active=min_active), self.device)
+        self._masks: dict[int, torch.Tensor] = {}
+        for name in net.dense:
+            net.params[name].requires_grad_(True)
+
+    def _make_store(self, support: np.ndarray, seed: int, size: int,
+                    on_cpu: bool) -> SampleStore | None:
+        if self.cfg.n_sample == 0:
+            return None
+        dev = torch.device("cpu") if on_cpu else self.device
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(seed + 1)
+        return SampleStore(support, self.cfg.n_sample, self.cfg.sample_alpha, size, dev, gen)
+
+    def run_epoch(self, progress: ProgressFn | None = None) -> EpochResult:
+        """Train one epoch; raises TrainingDivergedError on a NaN/inf loss."""
+        self.epoch += 1
+        s, start = self.sched, time.perf_counter()
+        state = self.net.zero_state(s.first_size)
+        total = torch.zeros((), device=self.device)  # loss * M summed on the device: no sync
+        for t in range(s.n_steps):
+            state = s.carry_state(t, state)
+            inp, tgt = s.step(t)
+            loss, state = self._step(inp, tgt, state)
+            total += loss * inp.shape[0]
+            if (t + 1) % NAN_CHECK_EVERY == 0:
+                self._check_finite(total)
+                if progress is not None:
+                    progress(t + 1, s.n_steps)
+        self._check_finite(total)
+        if progress is not None:
+            progress(s.n_steps, s.n_steps)
+        mean = total.item() / max(s.n_events, 1)
+        return EpochResult(self.epoch, mean, time.perf_counter() - start, s.n_steps,
+                           s.n_events)
+
+    def _check_finite(self, total: torch.Tensor) -> None:
+        if not bool(torch.isfinite(total)):
+            raise TrainingDivergedError(
+                f"the training loss became NaN or infinite in epoch {self.epoch}; "
+                "lower learning_rate (or momentum) and train again")
+
+    def _gather(self, name: str,
+                idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Distinct rows of item table ``name`` as a fresh leaf (U, C), and (K,) positions."""
+        rows, inv = torch.unique(idx, return_inverse=True)
+        leaf = self.net.params[name].index_select(0, rows).requires_grad_(True)
+        return rows, inv, leaf
+
+    def _step(self, inp: torch.Tensor, tgt: torch.Tensor,
+              state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One training step on M active slots: inp, tgt (M,); state list of (M, H_i)."""
+        net, cfg, m = self.net, self.cfg, inp.shape[0]
+        n_h = net.layers[-1]
+        samples = self.store.next().to(self.device, non_blocking=True) if self.store else None
+        y = tgt if samples is None else torch.cat([tgt, samples])  # (N,) score columns
+        shared = net.mode == "shared"
+        o_rows, o_inv, o_leaf = self._gather("Wyb", torch.cat([inp, y]) if shared else y)
+        leaves = [("Wyb", o_rows, o_leaf)]
+        if shared:
+            x_in, y_inv = o_leaf[o_inv[:m], :n_h], o_inv[m:]
+        else:
+            name = "Wx0" if net.mode == "onehot" else "E"
+            i_rows, i_inv, i_leaf = self._gather(name, inp)
+            leaves.append((name, i_rows, i_leaf))
+            x_in, y_inv = i_leaf[i_inv], o_inv
+        state = net.hidden(x_in, state, training=True)
+        oy = o_leaf[y_inv]  # (N, H+1): duplicate columns share a leaf row, grads get summed
+        scores = torch.addmm(oy[:, n_h], state[-1], oy[:, :n_h].t())  # (M, N)
+        loss = self._loss(scores, y, samples, m)
+        loss.backward()
+        self._update(leaves)
+        return loss.detach(), [h.detach() for h in state]
+
+    def _loss(self, scores: torch.Tensor, y: torch.Tensor, samples: torch.Tensor | None,
+              m: int) -> torch.Tensor:
+        cfg = self.cfg
+        if cfg.loss == "cross-entropy":
+            log_q = None
+            if cfg.logq > 0:
+                log_q = self.log_support[y]
+                if samples is not None:
+                    log_q = torch.cat([log_q[:m], cfg.sample_alpha * log_q[m:]])
+            return cross_entropy_loss(scores, cfg.batch_size, log_q, cfg.logq)
+        if m not in self._masks:
+            self._masks[m] = negative_mask(m, scores.shape[1], self.device)
+        return bpr_max_loss(scores, cfg.batch_size, cfg.bpreg, cfg.elu_param, self._masks[m])
+
+    @torch.no_grad()
+    def _update(self, leaves: list[tuple[str, torch.Tensor, torch.Tensor]]) -> None:
+        for name in self.net.dense:
+            p = self.net.params[name]
+            if p.grad is not None:
+                self.opt.step_dense(name, p.grad)
+                p.grad = None
+        for name, rows, leaf in leaves:
+            self.opt.step_rows(name, rows, leaf.grad, current=leaf.detach())

@@ -65,7 +65,7 @@ def assert_events(ev: Events, session: list[Any], item: list[Any], time: list[fl
 
 @pytest.mark.parametrize(("name", "sep"), [("e.tsv", "\t"), ("e.txt", "\t"), ("e.csv", ",")])
 def test_text_round_trip_string_ids(tmp_path: Path, name: str, sep: str) -> None:
-    rows = [list(r) for r in zip(SESSIONS, ITEMS_STR, TIMES)]
+    rows = [list(r) for r in zip(SESSIONS, ITEMS_STR, TIMES, strict=False)]
     path = write_text(tmp_path / name, ["SessionId", "ItemId", "Time"], rows, sep)
     ev = read_events(path)
     assert_events(ev, SESSIONS, ITEMS_STR, TIMES)

@@ -22,8 +22,18 @@ from gru4rec.errors import (
     NotFittedError,
     TrainingDivergedError,
 )
-from gru4rec.evaluation import EvalResult, evaluate
-from gru4rec.model import GRU4Rec
+
+_LAZY = {"EvalResult": "gru4rec.evaluation", "evaluate": "gru4rec.evaluation",
+         "GRU4Rec": "gru4rec.model"}
+
+
+def __getattr__(name: str) -> object:
+    """Import the torch-based parts on first use, so ``import gru4rec`` stays light."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gru4rec' has no attribute {name!r}")
 
 __all__ = [
     "ConfigError",

@@ -81,9 +81,15 @@ class GRU4RecConfig:
     _given: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _raise_if(_problems(self))
-        if not self.final_act:
-            object.__setattr__(self, "final_act", _default_final_act(self.loss, self.elu_param))
+        problems = []
+        if self.final_act:  # Theano spelling: final_act=elu-X means elu_param=X
+            try:
+                object.__setattr__(self, "elu_param", _elu_of(self.final_act, self.loss,
+                                                              self.elu_param))
+            except ConfigError as exc:
+                problems.append(str(exc))
+        _raise_if(problems + _problems(self))
+        object.__setattr__(self, "final_act", _default_final_act(self.loss, self.elu_param))
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -98,11 +104,10 @@ class GRU4RecConfig:
     def replace(self, **params: Any) -> GRU4RecConfig:
         """A copy with some parameters changed (strings are converted like ``-ps`` values)."""
         values, problems = _convert_all(params)
-        try:
-            values = _resolve_final_act(values, self)
-        except ConfigError as exc:
-            problems.append(str(exc))
+        if "final_act" not in values and ("loss" in values or "elu_param" in values):
+            values["final_act"] = ""  # re-derived from the (new) loss / elu_param
         given = tuple(dict.fromkeys((*self._given, *params)))
+        cfg = self
         try:
             cfg = dataclasses.replace(self, **values, _given=given)
         except ConfigError as exc:
@@ -127,7 +132,8 @@ class GRU4RecConfig:
 
     def given_items(self) -> list[tuple[str, Any]]:
         """The parameters explicitly set by the user, in the order given (for ``SET`` lines)."""
-        return [(n, v) for n, v in self.to_dict().items() if n in self._given]
+        values = self.to_dict()
+        return [(n, values[n]) for n in self._given if n in values]
 
 
 def _raise_if(problems: list[str]) -> None:
@@ -141,24 +147,18 @@ def _raise_if(problems: list[str]) -> None:
 def _default_final_act(loss: str, elu_param: float) -> str:
     if loss == "cross-entropy":
         return "softmax"
-    return f"elu-{elu_param:g}" if elu_param > 0 else "linear"
+    return f"elu-{elu_param!r}" if elu_param > 0 else "linear"  # repr: exact round trip
 
 
-def _resolve_final_act(values: dict[str, Any], base: GRU4RecConfig) -> dict[str, Any]:
-    """Map Theano-style ``final_act`` onto ``elu_param`` and check its pairing with the loss."""
-    loss = values.get("loss", base.loss)
-    act = values.get("final_act")
-    if act is None:
-        if "loss" in values or "elu_param" in values:
-            values["final_act"] = ""  # re-derive from the (new) loss / elu_param
-        return values
+def _elu_of(act: str, loss: str, elu_param: float) -> float:
+    """The elu_param that final_act ``act`` means for ``loss``; ConfigError if unsupported."""
     if loss == "cross-entropy" and act == "softmax":
-        return values
+        return elu_param
     if loss == "bpr-max" and act == "linear":
-        return {**values, "elu_param": 0.0}
+        return 0.0
     if loss == "bpr-max" and act.startswith("elu-"):
         try:
-            return {**values, "elu_param": float(act[4:]), "final_act": ""}
+            return float(act[4:])
         except ValueError:
             pass
     usual = "softmax" if loss == "cross-entropy" else "elu-X or linear"

@@ -64,10 +64,11 @@ def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.nda
         raise ModelFileError(f"model file {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated/foreign/unsafe files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path} is not a readable gru4rec model file (truncated, "
-                             f"corrupted or of another kind): {first[:200]}") from None
+    except Exception:  # torch raises many types for truncated/foreign/unsafe files
+        # torch's own text would suggest weights_only=False, i.e. running the file's code
+        raise ModelFileError(f"{path} is not a readable gru4rec model file: it is truncated, "
+                             "corrupted, of another kind, or holds objects other than tensors "
+                             "and plain values (which are never loaded)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a gru4rec model file")
     if payload.get("format_version") != FORMAT_VERSION:

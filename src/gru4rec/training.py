@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gru4rec.config import GRU4RecConfig
 from gru4rec.data.batching import DeviceSchedule, build_schedule
 from gru4rec.data.sampling import SampleStore
 from gru4rec.data.sessions import SessionData
 from gru4rec.errors import TrainingDivergedError
-from gru4rec.nn.losses import bpr_max_loss, cross_entropy_loss, negative_mask
+from gru4rec.nn.cpu_tuning import tune_malloc
+from gru4rec.nn.losses import fused_bpr_max_loss, fused_cross_entropy_loss, negative_mask
 from gru4rec.nn.network import Network
 from gru4rec.nn.optim import SparseAdagrad
 
@@ -77,15 +77,18 @@ class Trainer:
         self.device = net.device
         self.epoch = 0
         torch.manual_seed(seed)  # dropout masks
+        if self.device.type == "cpu":
+            tune_malloc()
         cfg = self.cfg
         self.opt = SparseAdagrad(net.params, net.item_tables, cfg.learning_rate, cfg.momentum)
-        self.store = self._make_store(support, seed, sample_store_size, sample_store_on_cpu)
-        self.log_support = torch.as_tensor(np.log(np.maximum(support, 1)), dtype=torch.float32,
-                                           device=self.device)
         min_active = 2 if cfg.n_sample == 0 else 1
         self.sched = DeviceSchedule(build_schedule(sessions, cfg.batch_size,
                                                     min_active=min_active), self.device)
+        self.store = self._make_store(support, seed, sample_store_size, sample_store_on_cpu)
+        self.log_support = torch.as_tensor(np.log(np.maximum(support, 1)), dtype=torch.float32,
+                                           device=self.device)
         self._masks: dict[int, torch.Tensor] = {}
+        self._ones = torch.ones(cfg.batch_size, 1, device=self.device)
         for name in net.dense:
             net.params[name].requires_grad_(True)
 
@@ -96,7 +99,8 @@ class Trainer:
         dev = torch.device("cpu") if on_cpu else self.device
         gen = torch.Generator(device=dev)
         gen.manual_seed(seed + 1)
-        return SampleStore(support, self.cfg.n_sample, self.cfg.sample_alpha, size, dev, gen)
+        return SampleStore(support, self.cfg.n_sample, self.cfg.sample_alpha, size, dev, gen,
+                           max_batches=self.sched.n_steps)
 
     def run_epoch(self, progress: ProgressFn | None = None) -> EpochResult:
         """Train one epoch; raises TrainingDivergedError on a NaN/inf loss."""
@@ -136,7 +140,7 @@ class Trainer:
     def _step(self, inp: torch.Tensor, tgt: torch.Tensor,
               state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """One training step on M active slots: inp, tgt (M,); state list of (M, H_i)."""
-        net, cfg, m = self.net, self.cfg, inp.shape[0]
+        net, _cfg, m = self.net, self.cfg, inp.shape[0]
         n_h = net.layers[-1]
         samples = self.store.next().to(self.device, non_blocking=True) if self.store else None
         y = tgt if samples is None else torch.cat([tgt, samples])  # (N,) score columns
@@ -144,15 +148,20 @@ class Trainer:
         o_rows, o_inv, o_leaf = self._gather("Wyb", torch.cat([inp, y]) if shared else y)
         leaves = [("Wyb", o_rows, o_leaf)]
         if shared:
-            x_in, y_inv = o_leaf[o_inv[:m], :n_h], o_inv[m:]
+            x_in, y_inv = o_leaf.index_select(0, o_inv[:m])[:, :n_h], o_inv[m:]
         else:
             name = "Wx0" if net.mode == "onehot" else "E"
             i_rows, i_inv, i_leaf = self._gather(name, inp)
             leaves.append((name, i_rows, i_leaf))
-            x_in, y_inv = i_leaf[i_inv], o_inv
+            x_in, y_inv = i_leaf.index_select(0, i_inv), o_inv
         state = net.hidden(x_in, state, training=True)
-        oy = o_leaf[y_inv]  # (N, H+1): duplicate columns share a leaf row, grads get summed
-        scores = torch.addmm(oy[:, n_h], state[-1], oy[:, :n_h].t())  # (M, N)
+        # (N, H+1): duplicate columns share a leaf row, so their gradients get summed;
+        # index_select's backward is index_add (plain indexing would sort and index_put)
+        oy = o_leaf.index_select(0, y_inv)
+        # [h, 1] @ [Wy, by]^T: one matmul for weights and bias, and no slice in the graph
+        # (slicing oy would make autograd zero-fill an (N, H+1) buffer twice per step)
+        h_aug = torch.cat([state[-1], self._ones[:m]], 1)  # (M, H+1)
+        scores = h_aug @ oy.t()  # (M, N)
         loss = self._loss(scores, y, samples, m)
         loss.backward()
         self._update(leaves)
@@ -167,10 +176,11 @@ class Trainer:
                 log_q = self.log_support[y]
                 if samples is not None:
                     log_q = torch.cat([log_q[:m], cfg.sample_alpha * log_q[m:]])
-            return cross_entropy_loss(scores, cfg.batch_size, log_q, cfg.logq)
+            return fused_cross_entropy_loss(scores, cfg.batch_size, log_q, cfg.logq)
         if m not in self._masks:
             self._masks[m] = negative_mask(m, scores.shape[1], self.device)
-        return bpr_max_loss(scores, cfg.batch_size, cfg.bpreg, cfg.elu_param, self._masks[m])
+        return fused_bpr_max_loss(scores, cfg.batch_size, cfg.bpreg, cfg.elu_param,
+                                  self._masks[m])
 
     @torch.no_grad()
     def _update(self, leaves: list[tuple[str, torch.Tensor, torch.Tensor]]) -> None:

@@ -26,15 +26,19 @@ class SampleStore:
         store_size: budget in item ids (the original's ``sample_store_size``).
         device: where the store lives (the compute device, or CPU memory).
         generator: the seeded torch generator of the run (on ``device``).
+        max_batches: cap on the store (e.g. the steps of one epoch).
     """
 
     def __init__(self, support: np.ndarray, n_sample: int, alpha: float, store_size: int,
-                 device: torch.device, generator: torch.Generator) -> None:
+                 device: torch.device, generator: torch.Generator,
+                 max_batches: int | None = None) -> None:
         weights = torch.as_tensor(support, dtype=torch.float64) ** alpha
         cdf = torch.cumsum(weights, 0)
         self._cdf = (cdf / cdf[-1]).to(device)
         self.n_sample = n_sample
         self.n_batches = max(1, store_size // n_sample)
+        if max_batches is not None:  # never draw more than an epoch uses: saves seconds
+            self.n_batches = max(1, min(self.n_batches, max_batches))
         self._device = device
         self._gen = generator
         self._store = torch.empty(0, n_sample, dtype=torch.int64, device=device)

@@ -11,7 +11,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["bpr_max_loss", "cross_entropy_loss", "negative_mask"]
+__all__ = [
+    "bpr_max_loss",
+    "cross_entropy_loss",
+    "fused_bpr_max_loss",
+    "fused_cross_entropy_loss",
+    "negative_mask",
+]
 
 EPS = 1e-24
 
@@ -69,3 +75,79 @@ def bpr_max_loss(scores: torch.Tensor, batch_size: int, bpreg: float, elu_param:
     if bpreg > 0:
         loss = loss + bpreg * (s * scores.square()).sum(dim=1)
     return loss.sum() / batch_size
+
+
+# ----------------------------------------------------------------------------- fused
+# Training calls the loss once per step and always back-propagates, so the fused versions
+# compute the loss AND its gradient in one forward pass with in-place tensor ops: about half
+# the element-wise passes of autograd over the (M, N) matrix and no graph bookkeeping.
+# The plain functions above stay as the readable reference; tests check both agree.
+
+
+class _FusedLoss(torch.autograd.Function):
+    """Autograd wrapper: forward returns the loss, backward the precomputed gradient."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, fn, *args):  # type: ignore[override]
+        loss, grad = fn(scores.detach(), *args)
+        ctx.save_for_backward(grad)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return (grad * grad_out, None) + (None,) * 5
+
+
+def _xe_value_and_grad(r: torch.Tensor, batch_size: int, log_q: torch.Tensor | None,
+                       logq: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy loss and d loss / d R for (M, N) scores r (see cross_entropy_loss)."""
+    z = r - logq * log_q if (logq > 0 and log_q is not None) else r.clone()
+    z.sub_(z.max(dim=1, keepdim=True).values).exp_()
+    p = z.div_(z.sum(dim=1, keepdim=True))  # softmax, in place
+    p_pos = p.diagonal().clone()  # (M,)
+    loss = -torch.log(p_pos + EPS).sum() / batch_size
+    w = (p_pos / (p_pos + EPS)).div_(batch_size).unsqueeze(1)  # (M, 1)
+    grad = p.mul_(w)  # dL/dz_jk = w_j (p_jk - [k == j])
+    grad.diagonal().sub_(w.squeeze(1))
+    return loss, grad
+
+
+def _bpr_max_value_and_grad(r: torch.Tensor, batch_size: int, bpreg: float, elu_param: float,
+                            mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """BPR-max loss and d loss / d R for (M, N) raw scores r (see bpr_max_loss)."""
+    x = F.elu(r, alpha=elu_param) if elu_param > 0 else r
+    s = torch.exp(x - x.max(dim=1, keepdim=True).values).mul_(mask)
+    s.div_(s.sum(dim=1, keepdim=True))  # softmax over the negatives
+    sig = torch.sigmoid(x.diagonal().unsqueeze(1) - x)  # sigma(r_j - R_jk)
+    hit = (s * sig).sum(dim=1, keepdim=True)  # (M, 1)
+    inv_hit = 1.0 / (hit + EPS)
+    loss_rows = -torch.log(hit + EPS)
+    # d hit / d X_l = s_l (sig_l^2 - hit);  d hit / d x_pos = sum_k s_k sig_k (1 - sig_k)
+    d_pos = (s * sig * (1.0 - sig)).sum(dim=1)  # (M,)
+    g = sig.square().sub_(hit).mul_(-inv_hit)
+    if bpreg > 0:
+        x2 = x.square()
+        reg = (s * x2).sum(dim=1, keepdim=True)  # (M, 1)
+        loss_rows = loss_rows + bpreg * reg
+        # d reg / d X_l = s_l (X_l^2 - reg + 2 X_l)
+        g.add_(x2.sub_(reg).add_(x, alpha=2.0).mul_(bpreg))
+    g.mul_(s)
+    g.diagonal().sub_(d_pos * inv_hit.squeeze(1))
+    if elu_param > 0:  # chain rule through the ELU (1 where x > 0, else x + alpha), one op
+        g = torch.ops.aten.elu_backward(g, elu_param, 1, 1, True, x)
+    return loss_rows.sum() / batch_size, g.div_(batch_size)
+
+
+def fused_cross_entropy_loss(scores: torch.Tensor, batch_size: int,
+                             log_q: torch.Tensor | None = None,
+                             logq: float = 0.0) -> torch.Tensor:
+    """Same value and gradient as :func:`cross_entropy_loss`, computed in one pass."""
+    return _FusedLoss.apply(scores, _xe_value_and_grad, batch_size, log_q, logq)
+
+
+def fused_bpr_max_loss(scores: torch.Tensor, batch_size: int, bpreg: float, elu_param: float,
+                       mask: torch.Tensor) -> torch.Tensor:
+    """Same value and gradient as :func:`bpr_max_loss`, computed in one pass."""
+    return _FusedLoss.apply(scores, _bpr_max_value_and_grad, batch_size, bpreg, elu_param,
+                            mask)

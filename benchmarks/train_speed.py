@@ -1,0 +1,100 @@
+"""Training speed of one GRU4Rec epoch on the package's synthetic data; prints JSON.
+
+    python benchmarks/train_speed.py --loss bpr-max --batch-size 32 --layers 100 \
+        --n-items 37500 --events 1000000 --runs 3
+
+Reports mini-batches/s and events/s per run and their median, with the machine description.
+Run nothing else on the machine meanwhile: on few cores, a second PyTorch process makes
+the numbers meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from gru4rec import GRU4RecConfig
+from gru4rec.data.sessions import ItemIndex, group_sessions
+from gru4rec.data.synthetic import make_sessions
+from gru4rec.model import resolve_device
+from gru4rec.nn.network import Network
+from gru4rec.training import Trainer
+
+PRESETS = {
+    # the original paper's RSC15 bpr-max setting (no embedding)
+    "bpr-max": dict(loss="bpr-max", elu_param=0.5, constrained_embedding=False, embedding=0,
+                    learning_rate=0.2, momentum=0.3, sample_alpha=0.0, bpreg=1.0),
+    # cross-entropy with logQ and the shared embedding
+    "cross-entropy": dict(loss="cross-entropy", constrained_embedding=True, embedding=0,
+                          learning_rate=0.2, momentum=0.2, sample_alpha=0.5, logq=1.0,
+                          dropout_p_hidden=0.4),
+}
+
+
+def machine(device: torch.device) -> dict[str, object]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    info: dict[str, object] = {"cpu": cpu, "threads": torch.get_num_threads(),
+                               "torch": torch.__version__, "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--loss", choices=sorted(PRESETS), default="bpr-max")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--layers", type=int, default=100)
+    ap.add_argument("--n-sample", type=int, default=2048)
+    ap.add_argument("--n-items", type=int, default=37_500)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--device", default=None)
+    args = ap.parse_args()
+
+    device = resolve_device(args.device)
+    t0 = time.perf_counter()
+    events = make_sessions(n_items=args.n_items, n_sessions=args.events // 5, mean_length=5.0,
+                           seed=0)
+    index = ItemIndex.from_items(events.item)
+    sessions, _ = group_sessions(events, index)
+    support = np.bincount(sessions.items, minlength=len(index))
+    data_s = time.perf_counter() - t0
+    cfg = GRU4RecConfig().replace(**PRESETS[args.loss], batch_size=args.batch_size,
+                                  layers=[args.layers], n_sample=args.n_sample, n_epochs=1)
+    runs = []
+    for run in range(args.runs):
+        net = Network.initialize(len(index), cfg, torch.Generator().manual_seed(run), device)
+        trainer = Trainer(net, sessions, support, seed=run)
+        res = trainer.run_epoch()
+        runs.append({"mb_per_s": round(res.batches_per_s, 1),
+                     "events_per_s": round(res.events_per_s), "seconds": round(res.seconds, 2),
+                     "loss": round(res.loss, 6)})
+    out = {
+        "benchmark": "train_epoch",
+        "config": {"loss": args.loss, "batch_size": args.batch_size, "layers": args.layers,
+                   "n_sample": args.n_sample},
+        "data": {"n_items": len(index), "events": len(events),
+                 "examples": sessions.n_examples(), "prepare_s": round(data_s, 2)},
+        "machine": machine(device),
+        "runs": runs,
+        "median_mb_per_s": statistics.median(r["mb_per_s"] for r in runs),
+        "median_events_per_s": statistics.median(r["events_per_s"] for r in runs),
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

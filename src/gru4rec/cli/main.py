@@ -1,0 +1,104 @@
+"""The ``gru4rec`` command: argument parsing, logging set-up and error-to-exit-code mapping.
+
+Subcommands live in one module each (``run``, ``demo``); each exposes
+``add_parser(subparsers)`` and ``execute(args) -> int`` and imports the heavy parts of the
+library (torch) inside ``execute`` only.
+
+Exit codes: 0 success, 2 bad usage or any :class:`~gru4rec.errors.GRU4RecError` (reported as
+one ``error: ...`` line on stderr, never a traceback), 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from gru4rec.cli import demo, run
+
+__all__ = ["build_parser", "main"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+_HANDLER_NAME = "gru4rec-cli"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one ``error: ...`` line (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _version() -> str:
+    from gru4rec import __version__
+
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``gru4rec`` argument parser (subcommands included)."""
+    parser = _Parser(
+        prog="gru4rec",
+        description="GRU4Rec session-based recommendations: train, evaluate and try out "
+                    "GRU4Rec models from the command line.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module in (run, demo):
+        sub = module.add_parser(subparsers)
+        sub.add_argument("-v", "--verbose", action="store_true",
+                         help="Show informational log messages of the library (INFO level).")
+        sub.set_defaults(execute=module.execute)
+    return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Send the library's log records to stderr: WARNING and up, or INFO with -v."""
+    logger = logging.getLogger("gru4rec")
+    for handler in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
+        logger.removeHandler(handler)  # a previous main() call in the same process
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(_LowerLevelFormatter("%(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    """``warning: message`` rather than ``WARNING: message``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace(record.levelname, record.levelname.lower(), 1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gru4rec`` command with ``argv`` (default: ``sys.argv[1:]``); return the
+    exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    _configure_logging(args.verbose)
+    from gru4rec.errors import GRU4RecError
+
+    try:
+        return int(args.execute(args))
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.stderr.write("\nerror: interrupted\n")
+        return EXIT_INTERRUPTED
+    except GRU4RecError as exc:
+        sys.stdout.flush()
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

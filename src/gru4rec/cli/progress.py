@@ -1,0 +1,79 @@
+"""A one-line progress bar on stderr, drawn only when stderr is a terminal.
+
+No dependency: the bar is redrawn in place with a carriage return and cleared when the work
+is done, so the lines printed on stdout (epoch results) are never interleaved with it. When
+stderr is a file or a pipe (logs, CI, tests) the bar does nothing at all.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+__all__ = ["ProgressBar"]
+
+_WIDTH = 24  # characters of the bar itself
+
+
+def _clock(seconds: float) -> str:
+    """``75.4`` -> ``01:15``; hours are shown when needed (``1:02:03``)."""
+    seconds = max(int(seconds), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+class ProgressBar:
+    """Callable ``(done, total)`` that draws ``label [####    ]  42% 420/1000 00:03<00:04``.
+
+    Args:
+        total_label: text shown before the bar (e.g. ``Epoch3``); may be changed between
+            uses through the ``label`` attribute.
+
+    The clock starts when the bar is created and restarts whenever a run completes
+    (``done >= total``) or :meth:`clear` is called, so one bar serves every epoch.
+    """
+
+    def __init__(self, total_label: str = "") -> None:
+        self.label = total_label
+        self._start = time.perf_counter()
+        self._drawn = 0  # length of the line currently on screen (0 = nothing drawn)
+
+    @staticmethod
+    def enabled() -> bool:
+        """Whether stderr is an interactive terminal (looked up at every call)."""
+        try:
+            return sys.stderr.isatty()
+        except (AttributeError, ValueError):  # replaced or closed stream
+            return False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled():
+            return
+        if total <= 0 or done >= total:
+            self.clear()
+            return
+        self._draw(self._text(done, total, time.perf_counter() - self._start))
+
+    def _text(self, done: int, total: int, elapsed: float) -> str:
+        frac = min(max(done / total, 0.0), 1.0)
+        filled = int(frac * _WIDTH)
+        eta = elapsed / done * (total - done) if done > 0 else 0.0
+        bar = "#" * filled + " " * (_WIDTH - filled)
+        prefix = f"{self.label} " if self.label else ""
+        return (f"{prefix}[{bar}] {frac:4.0%} {done}/{total} steps "
+                f"{_clock(elapsed)} elapsed, ETA {_clock(eta)}")
+
+    def _draw(self, text: str) -> None:
+        pad = " " * max(self._drawn - len(text), 0)  # wipe the rest of a longer old line
+        sys.stderr.write("\r" + text + pad)
+        sys.stderr.flush()
+        self._drawn = len(text)
+
+    def clear(self) -> None:
+        """Erase the bar (if drawn) and restart the timer for the next run."""
+        if self._drawn and self.enabled():
+            sys.stderr.write("\r" + " " * self._drawn + "\r")
+            sys.stderr.flush()
+        self._drawn = 0
+        self._start = time.perf_counter()

@@ -1,0 +1,284 @@
+"""``gru4rec run``: train (or load) a model and measure Recall@k / MRR@k on test files.
+
+Compatible with the original ``run.py``: same flags, same stdout lines (``SET ... TO ...``,
+``EpochN --> loss: ...``, ``Recall@k: ... MRR@k: ...``), plus the flags of the official
+PyTorch port (device, column names, primary metric). Everything that can be checked before
+training (parameters, test files, save folder, device) is checked first, so a typo never
+costs a training run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gru4rec.config import GRU4RecConfig
+    from gru4rec.data.events import Events
+    from gru4rec.evaluation import EvalResult
+    from gru4rec.model import GRU4Rec
+
+__all__ = ["add_parser", "execute"]
+
+EVAL_TYPES = ("standard", "conservative", "median", "tiebreaking")
+_KINDS = {".tsv": "TAB separated file", ".txt": "TAB separated file", ".csv": "CSV file",
+          ".parquet": "Parquet file", ".pickle": "pickled pandas.DataFrame",
+          ".pkl": "pickled pandas.DataFrame"}
+
+_EXAMPLES = """\
+examples:
+  train with a parameter string, evaluate at several list lengths:
+    gru4rec run train.tsv -t test.tsv -m 1 5 10 20 \\
+        -ps loss=bpr-max,layers=100,n_epochs=10,batch_size=32,n_sample=2048
+  train with a parameter file and save the model:
+    gru4rec run train.tsv -pf params.py -s model.pt
+  evaluate a saved model with pessimistic tie handling:
+    gru4rec run model.pt -l -t test.tsv -m 1 5 10 20 -e conservative
+"""
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``run`` subcommand to ``subparsers`` and return its parser."""
+    p = subparsers.add_parser(
+        "run", help="train or load a model and evaluate it (the original run.py)",
+        description="Train a GRU4Rec model (or load a saved one) and report Recall@k and\n"
+                    "MRR@k on one or more test sets.",
+        epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", metavar="PATH",
+                   help="Training events (.tsv/.txt tab separated, .csv, .parquet or a pickled "
+                        "pandas DataFrame), or a saved model file when -l is given.")
+    src = p.add_argument_group("where the model comes from (give exactly one)")
+    src.add_argument("-ps", "--parameter_string", metavar="PARAM_STRING",
+                     help="Hyperparameters as name=value pairs joined by commas, e.g. "
+                          "loss=bpr-max,layers=100,n_epochs=5. Booleans are True/False; "
+                          "several layers are separated by / (layers=200/200).")
+    src.add_argument("-pf", "--parameter_file", metavar="PARAM_PATH",
+                     help="Hyperparameters from a file: a .py file defining an OrderedDict "
+                          "named gru4rec_params (read as literals, never executed) or a "
+                          ".toml file.")
+    src.add_argument("-l", "--load_model", action="store_true",
+                     help="PATH is a model saved with -s: load it instead of training.")
+    _add_training_args(p.add_argument_group("training"))
+    _add_evaluation_args(p.add_argument_group("evaluation"))
+    data = p.add_argument_group("data columns")
+    data.add_argument("-ik", "--item_key", default="ItemId",
+                      help="Column holding the item ids. (Default: ItemId)")
+    data.add_argument("-sk", "--session_key", default="SessionId",
+                      help="Column holding the session ids. (Default: SessionId)")
+    data.add_argument("-tk", "--time_key", default="Time",
+                      help="Column holding the event times. (Default: Time)")
+    return p
+
+
+def _add_training_args(group: Any) -> None:
+    group.add_argument("-s", "--save_model", metavar="MODEL_PATH",
+                       help="After training, write the model to this file. (Default: not "
+                            "saved)")
+    group.add_argument("-d", "--device", metavar="DEVICE",
+                       help="cpu, cuda or cuda:N. (Default: cuda when available, else cpu)")
+    group.add_argument("--seed", type=int, default=42,
+                       help="Seed of initialisation, sampling, dropout and random "
+                            "tie-breaking. (Default: 42)")
+    group.add_argument("--threads", type=int, default=0, metavar="N",
+                       help="CPU threads PyTorch may use; 0 keeps its default (all cores). "
+                            "Small models on a busy CPU are often much faster with 1. "
+                            "(Default: 0)")
+    group.add_argument("-ss", "--sample_store_size", metavar="SS", type=_positive_int,
+                       default=10_000_000,
+                       help="Size, in item ids, of the buffer of pre-drawn negative samples. "
+                            "Rarely worth changing. (Default: 10000000)")
+    group.add_argument("--sample_store_on_cpu", action="store_true",
+                       help="Keep the negative sample buffer in main memory instead of on "
+                            "the training device (slower on GPU).")
+
+
+def _add_evaluation_args(group: Any) -> None:
+    group.add_argument("-t", "--test", metavar="TEST_PATH", nargs="+", default=[],
+                       help="One or more test event files to evaluate on, separated by "
+                            "spaces. (Default: no evaluation)")
+    group.add_argument("-m", "--measure", metavar="AT", nargs="+", type=_positive_int,
+                       default=[20], help="Recommendation list length(s) k for Recall@k and "
+                                          "MRR@k. (Default: 20)")
+    group.add_argument("-e", "--eval_type", metavar="EVAL_TYPE", choices=EVAL_TYPES,
+                       default="standard",
+                       help="How items scoring exactly as high as the target are counted: "
+                            "standard (in the target's favour), conservative (against it), "
+                            "median (halfway) or tiebreaking (random order). "
+                            "(Default: standard)")
+    group.add_argument("--test_against_items", metavar="N_TEST_ITEMS", type=_positive_int,
+                       help="Rank the target only against the N most popular training items. "
+                            "This inflates the metrics; use it only for catalogues of "
+                            "millions of items, with N of at least 50000. (Default: all "
+                            "items)")
+    group.add_argument("--eval_batch_size", type=_positive_int, default=512,
+                       help="Test sessions evaluated in parallel. (Default: 512)")
+    group.add_argument("-pm", "--primary_metric", choices=("recall", "mrr"), default="recall",
+                       help="Metric reported by -lpm: recall or mrr. (Default: recall)")
+    group.add_argument("-lpm", "--log_primary_metric", action="store_true",
+                       help="Finish with a 'PRIMARY METRIC: value' line: the primary metric "
+                            "at the largest k on the first test file (handy for tuning "
+                            "scripts).")
+
+
+def _say(text: str) -> None:
+    """Print one stdout line at once (keeps its order with stderr messages)."""
+    print(text, flush=True)
+
+
+def _kind(path: str) -> str:
+    return _KINDS.get(Path(path).suffix.lower(), "file")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Everything that can be wrong before any work: raise ConfigError/DataError/..."""
+    from gru4rec.errors import ConfigError
+
+    given = [flag for flag, on in (("-ps/--parameter_string", args.parameter_string is not None),
+                                   ("-pf/--parameter_file", args.parameter_file is not None),
+                                   ("-l/--load_model", args.load_model)) if on]
+    if not given:
+        raise ConfigError("nothing to train or load: give the hyperparameters with "
+                          "-ps/--parameter_string or -pf/--parameter_file, or load a saved "
+                          "model with -l/--load_model")
+    if len(given) > 1:
+        raise ConfigError(f"{' and '.join(given)} cannot be used together; give exactly one "
+                          "of -ps, -pf and -l")
+    if args.threads < 0:
+        raise ConfigError(f"--threads must be >= 0 (0 = PyTorch's default), got {args.threads}")
+    if args.log_primary_metric and not args.test:
+        raise ConfigError("-lpm/--log_primary_metric needs a test file (-t/--test)")
+    _check_paths(args)
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Test files must exist and the model's folder too, before any training starts."""
+    from gru4rec.errors import ConfigError, DataError, ModelFileError
+
+    for test in args.test:
+        if not Path(test).is_file():
+            what = "is a directory" if Path(test).is_dir() else "does not exist"
+            raise DataError(f"test file {test} {what}; check the -t/--test paths")
+    if args.save_model is not None:
+        if args.load_model:
+            raise ConfigError("-s/--save_model saves a newly trained model; it cannot be "
+                              "used with -l/--load_model")
+        target = Path(args.save_model)
+        if target.is_dir():
+            raise ModelFileError(f"cannot save the model to {target}: it is a directory; "
+                                 "give a file name such as model.pt")
+        if not target.parent.is_dir():
+            raise ModelFileError(f"cannot save the model to {target}: folder {target.parent} "
+                                 "does not exist; create it first")
+
+
+def _read_config(args: argparse.Namespace) -> GRU4RecConfig:
+    """Parse -ps / -pf, print the original's SET lines, return the validated config."""
+    from gru4rec.config import GRU4RecConfig, parse_param_file, parse_param_string
+
+    if args.parameter_file is not None:
+        params = parse_param_file(args.parameter_file)
+        _say(f"Loaded parameters from file: {args.parameter_file}")
+    else:
+        params = parse_param_string(args.parameter_string)
+    config = GRU4RecConfig.from_dict(params)
+    values = config.to_dict()
+    for name in params:  # the order the user gave them in
+        _say(f"SET {name} TO {values[name]} (type: {type(values[name])})")
+    return config
+
+
+def _read(path: str, args: argparse.Namespace) -> Events:
+    from gru4rec.data.io import read_events
+
+    _say(f"Loading data from {_kind(path)}: {path}")
+    return read_events(path, session_key=args.session_key, item_key=args.item_key,
+                       time_key=args.time_key)
+
+
+def _train(args: argparse.Namespace, config: GRU4RecConfig, device: str) -> GRU4Rec:
+    """Load the training data and fit a model, printing each epoch's line as it ends."""
+    from gru4rec.cli.progress import ProgressBar
+    from gru4rec.model import GRU4Rec
+
+    model = GRU4Rec(config, device=device, seed=args.seed,
+                    sample_store_size=args.sample_store_size,
+                    sample_store_on_cpu=args.sample_store_on_cpu)
+    _say("Loading training data...")
+    events = _read(args.path, args)
+    _say("Started training")
+    bar = ProgressBar("Epoch1")
+
+    def on_epoch(result: Any) -> None:
+        bar.clear()
+        _say(result.line())
+        bar.label = f"Epoch{result.epoch + 1}"
+
+    start = time.perf_counter()
+    try:
+        model.fit(events, on_epoch=on_epoch, progress=bar)
+    finally:
+        bar.clear()
+    _say(f"Total training time: {time.perf_counter() - start:.2f}s")
+    if args.save_model is not None:
+        _say(f"Saving trained model to: {args.save_model}")
+        model.save(args.save_model)
+    return model
+
+
+def _evaluate(args: argparse.Namespace, model: GRU4Rec, path: str) -> EvalResult:
+    """Evaluate on one test file, printing the original's lines."""
+    from gru4rec.evaluation import evaluate
+
+    _say("Loading test data...")
+    events = _read(path, args)
+    cutoffs = sorted(set(args.measure))
+    _say(f"Starting evaluation (cut-off={cutoffs}, using {args.eval_type} mode for "
+         "tiebreaking)")
+    result = evaluate(model, events, cutoffs=cutoffs, mode=args.eval_type,
+                      batch_size=args.eval_batch_size,
+                      test_against_items=args.test_against_items, seed=args.seed)
+    if result.n_dropped_events:
+        _say(f"Dropped {result.n_dropped_events} test events with items not seen in training")
+    _say(f"Evaluation took {result.seconds:.2f}s")
+    for line in result.lines():
+        _say(line)
+    return result
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run the subcommand; library errors propagate to ``main`` (exit code 2)."""
+    import torch
+
+    from gru4rec.model import GRU4Rec, resolve_device
+
+    _check_args(args)
+    device = str(resolve_device(args.device))
+    threads = torch.get_num_threads()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        if args.load_model:
+            _say(f"Loading trained model from file: {args.path}")
+            model = GRU4Rec.load(args.path, device=device)
+        else:
+            model = _train(args, _read_config(args), device)
+        results = [_evaluate(args, model, path) for path in args.test]
+    finally:
+        torch.set_num_threads(threads)  # leave the process as it was (in-process callers)
+    if args.log_primary_metric:
+        name = "Recall" if args.primary_metric == "recall" else "MRR"
+        _say(f"PRIMARY METRIC: {results[0][f'{name}@{max(args.measure)}']}")
+    return 0

@@ -25,6 +25,7 @@ from gru4rec.nn.cpu_tuning import tune_malloc
 from gru4rec.nn.losses import fused_bpr_max_loss, fused_cross_entropy_loss, negative_mask
 from gru4rec.nn.network import Network
 from gru4rec.nn.optim import SparseAdagrad
+from gru4rec.nn.step import FastStep
 
 __all__ = ["EpochResult", "Trainer"]
 
@@ -68,11 +69,13 @@ class Trainer:
         seed: seeds dropout, negative sampling and the session order.
         sample_store_size: budget of the negative sample store, in item ids.
         sample_store_on_cpu: keep the sample store in RAM instead of on the device.
+        reference: use the plain autograd step instead of the hand-written backward (same
+            results; for verification).
     """
 
     def __init__(self, net: Network, sessions: SessionData, support: np.ndarray, *,
                  seed: int = 42, sample_store_size: int = 10_000_000,
-                 sample_store_on_cpu: bool = False) -> None:
+                 sample_store_on_cpu: bool = False, reference: bool = False) -> None:
         self.net, self.cfg = net, net.config
         self.device = net.device
         self.epoch = 0
@@ -89,8 +92,10 @@ class Trainer:
                                            device=self.device)
         self._masks: dict[int, torch.Tensor] = {}
         self._ones = torch.ones(cfg.batch_size, 1, device=self.device)
+        self.reference = reference
+        self._fast = FastStep(net, self.opt)
         for name in net.dense:
-            net.params[name].requires_grad_(True)
+            net.params[name].requires_grad_(reference)
 
     def _make_store(self, support: np.ndarray, seed: int, size: int,
                     on_cpu: bool) -> SampleStore | None:
@@ -111,7 +116,8 @@ class Trainer:
         for t in range(s.n_steps):
             state = s.carry_state(t, state)
             inp, tgt = s.step(t)
-            loss, state = self._step(inp, tgt, state)
+            loss, state = self._step(inp, tgt, state) if self.reference \
+                else self._fast_step(inp, tgt, state)
             total += loss * inp.shape[0]
             if (t + 1) % NAN_CHECK_EVERY == 0:
                 self._check_finite(total)
@@ -137,9 +143,23 @@ class Trainer:
         leaf = self.net.params[name].index_select(0, rows).requires_grad_(True)
         return rows, inv, leaf
 
+    @torch.no_grad()
+    def _fast_step(self, inp: torch.Tensor, tgt: torch.Tensor,
+                   state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The hand-written step (nn/step.py): same maths as :meth:`_step`, less overhead."""
+        samples = self.store.next().to(self.device, non_blocking=True) if self.store else None
+        m = inp.shape[0]
+        mask = None
+        if self.cfg.loss == "bpr-max":
+            n_cols = m + (0 if samples is None else samples.shape[0])
+            if m not in self._masks:
+                self._masks[m] = negative_mask(m, n_cols, self.device)
+            mask = self._masks[m]
+        return self._fast(inp, tgt, samples, state, (self.log_support, mask))
+
     def _step(self, inp: torch.Tensor, tgt: torch.Tensor,
               state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One training step on M active slots: inp, tgt (M,); state list of (M, H_i)."""
+        """Reference (autograd) step on M slots: inp, tgt (M,); state list of (M, H_i)."""
         net, _cfg, m = self.net, self.cfg, inp.shape[0]
         n_h = net.layers[-1]
         samples = self.store.next().to(self.device, non_blocking=True) if self.store else None
@@ -190,4 +210,4 @@ class Trainer:
                 self.opt.step_dense(name, p.grad)
                 p.grad = None
         for name, rows, leaf in leaves:
-            self.opt.step_rows(name, rows, leaf.grad, current=leaf.detach())
+            self.opt.step_rows(name, rows, leaf.grad)

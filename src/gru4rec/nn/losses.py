@@ -16,6 +16,8 @@ __all__ = [
     "cross_entropy_loss",
     "fused_bpr_max_loss",
     "fused_cross_entropy_loss",
+    "bpr_max_value_and_grad",
+    "xe_value_and_grad",
     "negative_mask",
 ]
 
@@ -67,7 +69,7 @@ def bpr_max_loss(scores: torch.Tensor, batch_size: int, bpreg: float, elu_param:
     """
     if elu_param > 0:
         scores = F.elu(scores, alpha=elu_param)
-    e = torch.exp(scores - scores.max(dim=1, keepdim=True).values) * mask
+    e = torch.exp(scores - scores.amax(dim=1, keepdim=True)) * mask
     s = e / e.sum(dim=1, keepdim=True)  # softmax over negatives, positive weight 0
     pos = scores.diagonal().unsqueeze(1)  # (M, 1)
     hit = (s * torch.sigmoid(pos - scores)).sum(dim=1)
@@ -99,11 +101,11 @@ class _FusedLoss(torch.autograd.Function):
         return (grad * grad_out, None) + (None,) * 5
 
 
-def _xe_value_and_grad(r: torch.Tensor, batch_size: int, log_q: torch.Tensor | None,
+def xe_value_and_grad(r: torch.Tensor, batch_size: int, log_q: torch.Tensor | None,
                        logq: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy loss and d loss / d R for (M, N) scores r (see cross_entropy_loss)."""
     z = r - logq * log_q if (logq > 0 and log_q is not None) else r.clone()
-    z.sub_(z.max(dim=1, keepdim=True).values).exp_()
+    z.sub_(z.amax(dim=1, keepdim=True)).exp_()
     p = z.div_(z.sum(dim=1, keepdim=True))  # softmax, in place
     p_pos = p.diagonal().clone()  # (M,)
     loss = -torch.log(p_pos + EPS).sum() / batch_size
@@ -113,27 +115,34 @@ def _xe_value_and_grad(r: torch.Tensor, batch_size: int, log_q: torch.Tensor | N
     return loss, grad
 
 
-def _bpr_max_value_and_grad(r: torch.Tensor, batch_size: int, bpreg: float, elu_param: float,
-                            mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """BPR-max loss and d loss / d R for (M, N) raw scores r (see bpr_max_loss)."""
+def bpr_max_value_and_grad(r: torch.Tensor, batch_size: int, bpreg: float, elu_param: float,
+                           mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """BPR-max loss and d loss / d R for (M, N) raw scores r (see bpr_max_loss).
+
+    With X = ELU(R), s the softmax over negatives, sig = sigmoid(x_pos - X),
+    hit = sum s sig and reg = sum s X^2, the gradient is
+        dL/dX_l = s_l [bpreg X_l (X_l + 2) - sig_l^2 / hit + (1 - bpreg reg)]  (negatives),
+        dL/dx_pos = -(hit - sum s sig^2) / hit,
+    (hit stands for hit + 1e-24) which needs only a few passes over the matrix.
+    """
     x = F.elu(r, alpha=elu_param) if elu_param > 0 else r
-    s = torch.exp(x - x.max(dim=1, keepdim=True).values).mul_(mask)
+    s = torch.exp(x - x.amax(dim=1, keepdim=True)).mul_(mask)  # amax: no argmax work
     s.div_(s.sum(dim=1, keepdim=True))  # softmax over the negatives
-    sig = torch.sigmoid(x.diagonal().unsqueeze(1) - x)  # sigma(r_j - R_jk)
-    hit = (s * sig).sum(dim=1, keepdim=True)  # (M, 1)
+    sq = torch.sigmoid(x.diagonal().unsqueeze(1) - x)  # sigma(r_j - R_jk)
+    hit = (s * sq).sum(dim=1, keepdim=True)  # (M, 1)
+    sq.square_()
+    d_pos = hit - (s * sq).sum(dim=1, keepdim=True)  # sum_k s sig (1 - sig)
     inv_hit = 1.0 / (hit + EPS)
     loss_rows = -torch.log(hit + EPS)
-    # d hit / d X_l = s_l (sig_l^2 - hit);  d hit / d x_pos = sum_k s_k sig_k (1 - sig_k)
-    d_pos = (s * sig * (1.0 - sig)).sum(dim=1)  # (M,)
-    g = sig.square().sub_(hit).mul_(-inv_hit)
+    g = sq.mul_(-inv_hit)
+    const = inv_hit * hit
     if bpreg > 0:
-        x2 = x.square()
-        reg = (s * x2).sum(dim=1, keepdim=True)  # (M, 1)
+        reg = (s * x.square()).sum(dim=1, keepdim=True)
         loss_rows = loss_rows + bpreg * reg
-        # d reg / d X_l = s_l (X_l^2 - reg + 2 X_l)
-        g.add_(x2.sub_(reg).add_(x, alpha=2.0).mul_(bpreg))
-    g.mul_(s)
-    g.diagonal().sub_(d_pos * inv_hit.squeeze(1))
+        const = const - bpreg * reg
+        g.addcmul_(x, x + 2.0, value=bpreg)
+    g.add_(const).mul_(s)
+    g.diagonal().sub_((d_pos * inv_hit).squeeze(1))
     if elu_param > 0:  # chain rule through the ELU (1 where x > 0, else x + alpha), one op
         g = torch.ops.aten.elu_backward(g, elu_param, 1, 1, True, x)
     return loss_rows.sum() / batch_size, g.div_(batch_size)
@@ -143,11 +152,11 @@ def fused_cross_entropy_loss(scores: torch.Tensor, batch_size: int,
                              log_q: torch.Tensor | None = None,
                              logq: float = 0.0) -> torch.Tensor:
     """Same value and gradient as :func:`cross_entropy_loss`, computed in one pass."""
-    return _FusedLoss.apply(scores, _xe_value_and_grad, batch_size, log_q, logq)
+    return _FusedLoss.apply(scores, xe_value_and_grad, batch_size, log_q, logq)
 
 
 def fused_bpr_max_loss(scores: torch.Tensor, batch_size: int, bpreg: float, elu_param: float,
                        mask: torch.Tensor) -> torch.Tensor:
     """Same value and gradient as :func:`bpr_max_loss`, computed in one pass."""
-    return _FusedLoss.apply(scores, _bpr_max_value_and_grad, batch_size, bpreg, elu_param,
+    return _FusedLoss.apply(scores, bpr_max_value_and_grad, batch_size, bpreg, elu_param,
                             mask)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -14,25 +13,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import require_realdata
 from gru4rec.data.events import Events
 from gru4rec.data.io import read_events
 from gru4rec.errors import DataError
 
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "yoochoose100k"
-
 SESSIONS = ["s1", "s1", "s2", "s2", "s2"]
 ITEMS_STR = ["007", "a1", "42", "007", "x"]
 TIMES = [10.5, 11.0, 3.0, 4.25, 1e9]
-
-
-def require_data_dir(path: Path) -> Path:
-    """Return ``path`` if it is a folder; else skip, or fail when the ``CI`` env var is set."""
-    if path.is_dir():
-        return path
-    message = f"real data folder {path} is absent (download it to run this test)"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}; it is required when CI is set")
-    pytest.skip(message)
 
 
 def write_text(path: Path, header: list[str], rows: list[list[Any]], sep: str) -> Path:
@@ -185,7 +173,7 @@ def test_rows_keep_original_order(tmp_path: Path) -> None:
 
 @pytest.mark.realdata
 def test_real_yoochoose_test_split() -> None:
-    folder = require_data_dir(REAL_DATA)
+    folder = require_realdata()
     ev = read_events(folder / "yoochoose-clicks-100k_test.txt")
     assert len(ev) == 13_568
     assert len(np.unique(ev.session)) == 3_416
@@ -194,13 +182,13 @@ def test_real_yoochoose_test_split() -> None:
 
 
 def test_require_data_dir_skips_or_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert require_data_dir(tmp_path) == tmp_path
+    assert require_realdata(tmp_path) == tmp_path
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="is absent"):
-        require_data_dir(tmp_path / "absent")
+        require_realdata(tmp_path / "absent")
     monkeypatch.setenv("CI", "1")
-    with pytest.raises(pytest.fail.Exception, match="required when CI is set"):
-        require_data_dir(tmp_path / "absent")
+    with pytest.raises(pytest.fail.Exception, match="required when the CI environment variable is set"):
+        require_realdata(tmp_path / "absent")
 
 
 # ---------------------------------------------------------------- bad inputs

@@ -129,7 +129,7 @@ def _make_data(args: argparse.Namespace) -> tuple[Events, Events]:
 
 
 def _train(args: argparse.Namespace, train: Events) -> GRU4Rec:
-    from gru4rec.cli.progress import ProgressBar
+    from gru4rec.cli.progress import fit_with_progress
     from gru4rec.model import GRU4Rec
 
     # a 1M-id sample store covers an epoch of the default demo; the usual 10M would take
@@ -140,19 +140,8 @@ def _train(args: argparse.Namespace, train: Events) -> GRU4Rec:
                       {"layers": args.layers, "n_epochs": args.epochs, **DEMO_PARAMS}.items())
     _say()
     _say(f"Training GRU4Rec on {model.device.type} ({shown})")
-    bar = ProgressBar("Epoch1")
-
-    def on_epoch(result: Any) -> None:
-        bar.clear()
-        _say(result.line())
-        bar.label = f"Epoch{result.epoch + 1}"
-
-    start = time.perf_counter()
-    try:
-        model.fit(train, on_epoch=on_epoch, progress=bar)
-    finally:
-        bar.clear()
-    _say(f"Total training time: {time.perf_counter() - start:.2f}s")
+    seconds = fit_with_progress(model, train, _say)
+    _say(f"Total training time: {seconds:.2f}s")
     return model
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["ProgressBar"]
+__all__ = ["ProgressBar", "fit_with_progress"]
 
 _WIDTH = 24  # characters of the bar itself
 
@@ -77,3 +79,21 @@ class ProgressBar:
             sys.stderr.flush()
         self._drawn = 0
         self._start = time.perf_counter()
+
+
+def fit_with_progress(model: Any, data: Any, say: Callable[[str], None]) -> float:
+    """Train ``model`` on ``data`` printing the original's epoch lines through ``say``, with
+    a progress bar inside each epoch; returns the training time in seconds."""
+    bar = ProgressBar("Epoch1")
+
+    def on_epoch(result: Any) -> None:
+        bar.clear()
+        say(result.line())
+        bar.label = f"Epoch{result.epoch + 1}"
+
+    start = time.perf_counter()
+    try:
+        model.fit(data, on_epoch=on_epoch, progress=bar)
+    finally:
+        bar.clear()
+    return time.perf_counter() - start

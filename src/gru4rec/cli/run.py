@@ -10,7 +10,6 @@ costs a training run.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -210,7 +209,7 @@ def _read(path: str, args: argparse.Namespace) -> Events:
 
 def _train(args: argparse.Namespace, config: GRU4RecConfig, device: str) -> GRU4Rec:
     """Load the training data and fit a model, printing each epoch's line as it ends."""
-    from gru4rec.cli.progress import ProgressBar
+    from gru4rec.cli.progress import fit_with_progress
     from gru4rec.model import GRU4Rec
 
     model = GRU4Rec(config, device=device, seed=args.seed,
@@ -219,19 +218,8 @@ def _train(args: argparse.Namespace, config: GRU4RecConfig, device: str) -> GRU4
     _say("Loading training data...")
     events = _read(args.path, args)
     _say("Started training")
-    bar = ProgressBar("Epoch1")
-
-    def on_epoch(result: Any) -> None:
-        bar.clear()
-        _say(result.line())
-        bar.label = f"Epoch{result.epoch + 1}"
-
-    start = time.perf_counter()
-    try:
-        model.fit(events, on_epoch=on_epoch, progress=bar)
-    finally:
-        bar.clear()
-    _say(f"Total training time: {time.perf_counter() - start:.2f}s")
+    seconds = fit_with_progress(model, events, _say)
+    _say(f"Total training time: {seconds:.2f}s")
     if args.save_model is not None:
         _say(f"Saving trained model to: {args.save_model}")
         model.save(args.save_model)

@@ -58,10 +58,13 @@ def test_fast_step_updates_equal_the_autograd_reference(data: tuple, loss: str, 
     for n_steps in (1, 5):
         ref, ref_loss = _train(data, cfg, True, n_steps)
         fast, fast_loss = _train(data, cfg, False, n_steps)
-        assert fast_loss == pytest.approx(ref_loss, rel=1e-6)
+        assert fast_loss == pytest.approx(ref_loss, rel=1e-5)
+        # float32 rounding of the two loss gradients differs in the last bits; Adagrad's
+        # g / sqrt(g^2 + 1e-6) magnifies that near g ~ 1e-3, hence atol 1e-5 (a wrong
+        # gradient moves weights by ~1e-2)
         for name, value in ref.params.items():
-            torch.testing.assert_close(fast.params[name], value.detach(), rtol=1e-5,
-                                       atol=1e-6, msg=f"{name} after {n_steps} steps")
+            torch.testing.assert_close(fast.params[name], value.detach(), rtol=1e-4,
+                                       atol=1e-5, msg=f"{name} after {n_steps} steps")
 
 
 @pytest.mark.parametrize("loss", ["bpr-max", "cross-entropy"])

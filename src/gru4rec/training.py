@@ -22,7 +22,7 @@ from gru4rec.data.sampling import SampleStore
 from gru4rec.data.sessions import SessionData
 from gru4rec.errors import TrainingDivergedError
 from gru4rec.nn.cpu_tuning import tune_malloc
-from gru4rec.nn.losses import fused_bpr_max_loss, fused_cross_entropy_loss, negative_mask
+from gru4rec.nn.losses import bpr_max_loss, cross_entropy_loss, negative_mask
 from gru4rec.nn.network import Network
 from gru4rec.nn.optim import SparseAdagrad
 from gru4rec.nn.step import FastStep
@@ -69,8 +69,8 @@ class Trainer:
         seed: seeds dropout, negative sampling and the session order.
         sample_store_size: budget of the negative sample store, in item ids.
         sample_store_on_cpu: keep the sample store in RAM instead of on the device.
-        reference: use the plain autograd step instead of the hand-written backward (same
-            results; for verification).
+        reference: use the plain autograd step (with the plain losses) instead of the
+            hand-written backward: same results, for verification.
     """
 
     def __init__(self, net: Network, sessions: SessionData, support: np.ndarray, *,
@@ -113,11 +113,15 @@ class Trainer:
         s, start = self.sched, time.perf_counter()
         state = self.net.zero_state(s.first_size)
         total = torch.zeros((), device=self.device)  # loss * M summed on the device: no sync
+        step = self._step if self.reference else self._fast
         for t in range(s.n_steps):
             state = s.carry_state(t, state)
             inp, tgt = s.step(t)
-            loss, state = self._step(inp, tgt, state) if self.reference \
-                else self._fast_step(inp, tgt, state)
+            samples = self.store.next().to(self.device, non_blocking=True) \
+                if self.store else None
+            y = tgt if samples is None else torch.cat([tgt, samples])  # (N,) score columns
+            log_q, mask = self._loss_inputs(y, inp.shape[0])
+            loss, state = step(inp, y, state, log_q, mask)
             total += loss * inp.shape[0]
             if (t + 1) % NAN_CHECK_EVERY == 0:
                 self._check_finite(total)
@@ -143,27 +147,27 @@ class Trainer:
         leaf = self.net.params[name].index_select(0, rows).requires_grad_(True)
         return rows, inv, leaf
 
-    @torch.no_grad()
-    def _fast_step(self, inp: torch.Tensor, tgt: torch.Tensor,
-                   state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The hand-written step (nn/step.py): same maths as :meth:`_step`, less overhead."""
-        samples = self.store.next().to(self.device, non_blocking=True) if self.store else None
-        m = inp.shape[0]
-        mask = None
-        if self.cfg.loss == "bpr-max":
-            n_cols = m + (0 if samples is None else samples.shape[0])
+    def _loss_inputs(self, y: torch.Tensor, m: int
+                     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """log Q of the N score columns (cross-entropy with logq) and the (M, N) negative
+        mask (bpr-max) of a step with M targets; None where the loss does not use them."""
+        cfg = self.cfg
+        if cfg.loss == "bpr-max":
             if m not in self._masks:
-                self._masks[m] = negative_mask(m, n_cols, self.device)
-            mask = self._masks[m]
-        return self._fast(inp, tgt, samples, state, (self.log_support, mask))
+                self._masks[m] = negative_mask(m, y.shape[0], self.device)
+            return None, self._masks[m]
+        if cfg.logq <= 0:
+            return None, None
+        log_q = self.log_support[y]  # in-batch columns: support; sampled: support**alpha
+        return torch.cat([log_q[:m], cfg.sample_alpha * log_q[m:]]), None
 
-    def _step(self, inp: torch.Tensor, tgt: torch.Tensor,
-              state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Reference (autograd) step on M slots: inp, tgt (M,); state list of (M, H_i)."""
-        net, _cfg, m = self.net, self.cfg, inp.shape[0]
+    def _step(self, inp: torch.Tensor, y: torch.Tensor, state: list[torch.Tensor],
+              log_q: torch.Tensor | None,
+              mask: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Reference step with autograd and the plain losses: inp (M,), y (N,) score columns
+        (targets, then samples), state list of (M, H_i)."""
+        net, cfg, m = self.net, self.cfg, inp.shape[0]
         n_h = net.layers[-1]
-        samples = self.store.next().to(self.device, non_blocking=True) if self.store else None
-        y = tgt if samples is None else torch.cat([tgt, samples])  # (N,) score columns
         shared = net.mode == "shared"
         o_rows, o_inv, o_leaf = self._gather("Wyb", torch.cat([inp, y]) if shared else y)
         leaves = [("Wyb", o_rows, o_leaf)]
@@ -175,32 +179,17 @@ class Trainer:
             leaves.append((name, i_rows, i_leaf))
             x_in, y_inv = i_leaf.index_select(0, i_inv), o_inv
         state = net.hidden(x_in, state, training=True)
-        # (N, H+1): duplicate columns share a leaf row, so their gradients get summed;
-        # index_select's backward is index_add (plain indexing would sort and index_put)
+        # (N, H+1): duplicate columns share a leaf row, so their gradients get summed
         oy = o_leaf.index_select(0, y_inv)
-        # [h, 1] @ [Wy, by]^T: one matmul for weights and bias, and no slice in the graph
-        # (slicing oy would make autograd zero-fill an (N, H+1) buffer twice per step)
-        h_aug = torch.cat([state[-1], self._ones[:m]], 1)  # (M, H+1)
+        h_aug = torch.cat([state[-1], self._ones[:m]], 1)  # [h, 1] @ [Wy, by]^T
         scores = h_aug @ oy.t()  # (M, N)
-        loss = self._loss(scores, y, samples, m)
+        if cfg.loss == "cross-entropy":
+            loss = cross_entropy_loss(scores, cfg.batch_size, log_q, cfg.logq)
+        else:
+            loss = bpr_max_loss(scores, cfg.batch_size, cfg.bpreg, cfg.elu_param, mask)
         loss.backward()
         self._update(leaves)
         return loss.detach(), [h.detach() for h in state]
-
-    def _loss(self, scores: torch.Tensor, y: torch.Tensor, samples: torch.Tensor | None,
-              m: int) -> torch.Tensor:
-        cfg = self.cfg
-        if cfg.loss == "cross-entropy":
-            log_q = None
-            if cfg.logq > 0:
-                log_q = self.log_support[y]
-                if samples is not None:
-                    log_q = torch.cat([log_q[:m], cfg.sample_alpha * log_q[m:]])
-            return fused_cross_entropy_loss(scores, cfg.batch_size, log_q, cfg.logq)
-        if m not in self._masks:
-            self._masks[m] = negative_mask(m, scores.shape[1], self.device)
-        return fused_bpr_max_loss(scores, cfg.batch_size, cfg.bpreg, cfg.elu_param,
-                                  self._masks[m])
 
     @torch.no_grad()
     def _update(self, leaves: list[tuple[str, torch.Tensor, torch.Tensor]]) -> None:

@@ -49,16 +49,18 @@ class FastStep:
         self.dense = net.dense
         self._ones = torch.ones(self.cfg.batch_size, 1, device=net.device)
 
-    def __call__(self, inp: torch.Tensor, tgt: torch.Tensor, samples: torch.Tensor | None,
-                 state: list[torch.Tensor], loss_fn_args: tuple) -> tuple[torch.Tensor,
-                                                                         list[torch.Tensor]]:
-        """Train on M slots: inp, tgt (M,), samples (n_sample,) or None, state [(M, H_i)].
+    @torch.no_grad()
+    def __call__(self, inp: torch.Tensor, y: torch.Tensor, state: list[torch.Tensor],
+                 log_q: torch.Tensor | None,
+                 mask: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Train on M slots: inp (M,) inputs, y (N,) score columns (the M targets, then the
+        shared samples), state [(M, H_i)], log_q (N,) for cross-entropy with logq, mask
+        (M, N) for bpr-max.
 
         Returns the step loss (0-dim tensor) and the new hidden state.
         """
         net, m = self.net, inp.shape[0]
         n_h = net.layers[-1]
-        y = tgt if samples is None else torch.cat([tgt, samples])  # (N,) score columns
         shared = net.mode == "shared"
         o_rows, o_inv = torch.unique(torch.cat([inp, y]) if shared else y, return_inverse=True)
         o_cur = net.params["Wyb"].index_select(0, o_rows)  # (U, H+1)
@@ -75,7 +77,7 @@ class FastStep:
         oy = o_cur.index_select(0, y_inv)  # (N, H+1)
         h_aug = torch.cat([state[-1], self._ones[:m]], 1)  # (M, H+1): bias as a column
         scores = h_aug @ oy.t()  # (M, N)
-        loss, g = self._loss_and_grad(scores, y, samples, m, loss_fn_args)
+        loss, g = self._loss_and_grad(scores, log_q, mask)
         d_o = torch.zeros_like(o_cur).index_add_(0, y_inv, g.t() @ h_aug)  # (U, H+1)
         d_x0, grads = self._backward(g @ oy[:, :n_h], caches, x0_mask)
         if shared:
@@ -87,20 +89,12 @@ class FastStep:
         self.opt.step_dense_all(self.dense, [grads[n] for n in self.dense])
         return loss, state
 
-    def _loss_and_grad(self, scores: torch.Tensor, y: torch.Tensor,
-                       samples: torch.Tensor | None, m: int,
-                       args: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss_and_grad(self, scores: torch.Tensor, log_q: torch.Tensor | None,
+                       mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         if cfg.loss == "cross-entropy":
-            log_support = args[0]
-            log_q = None
-            if cfg.logq > 0:
-                log_q = log_support[y]
-                if samples is not None:
-                    log_q = torch.cat([log_q[:m], cfg.sample_alpha * log_q[m:]])
             return xe_value_and_grad(scores, cfg.batch_size, log_q, cfg.logq)
-        return bpr_max_value_and_grad(scores, cfg.batch_size, cfg.bpreg, cfg.elu_param,
-                                      args[1])
+        return bpr_max_value_and_grad(scores, cfg.batch_size, cfg.bpreg, cfg.elu_param, mask)
 
     def _forward(self, x0: torch.Tensor, state: list[torch.Tensor]
                  ) -> tuple[list[_LayerCache], list[torch.Tensor], torch.Tensor | None]:

@@ -1,9 +1,11 @@
 """The GRU4Rec training loop: one epoch at a time over a precomputed schedule.
 
-Per step (ALGORITHM §2-§6): gather the distinct item-table rows the step needs (inputs,
-targets, extra negatives) as small leaf tensors, run the GRU stack from the carried hidden
-state, score only those columns, back-propagate one step, and apply Adagrad to the dense
-weights and to the touched rows. The hidden state is carried, detached, to the next step.
+Per step (ALGORITHM §2-§6): take the step's inputs and targets from the schedule and the
+next extra negatives from the sample store, gather the distinct item-table rows they touch,
+run the GRU stack from the carried hidden state, score only those columns, back-propagate
+one step, and apply Adagrad to the dense weights and to the touched rows. The hidden state
+is carried, detached, to the next step. The step itself is ``nn.step.FastStep`` (backward
+written by hand); ``reference=True`` runs the same step through autograd instead.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class Trainer:
         net: the network (parameters are updated in place).
         sessions: training sessions in visiting order.
         support: (n_items,) training event count of every item.
-        seed: seeds dropout, negative sampling and the session order.
+        seed: seeds dropout (through torch's global generator) and negative sampling.
         sample_store_size: budget of the negative sample store, in item ids.
         sample_store_on_cpu: keep the sample store in RAM instead of on the device.
         reference: use the plain autograd step (with the plain losses) instead of the

@@ -92,11 +92,40 @@ def random_scores(m: int, n: int, seed: int, tie: bool) -> np.ndarray:
 SHAPES = [(3, 5), (4, 4)]
 B = 8
 
-# The plain losses, plus the fused (value + gradient in one pass) versions that training
-# uses when the module has them: both must match the same reference.
-XE_IMPLS = [name for name in ("cross_entropy_loss", "fused_cross_entropy_loss")
-            if hasattr(losses, name)]
-BPR_IMPLS = [name for name in ("bpr_max_loss", "fused_bpr_max_loss") if hasattr(losses, name)]
+
+
+class _ValueAndGrad(torch.autograd.Function):
+    """Exposes a ``*_value_and_grad`` function (loss and gradient in one pass, as the
+    training step uses them) through autograd, so it is checked like the plain losses."""
+
+    @staticmethod
+    def forward(ctx, scores, fn, *args):  # type: ignore[override]
+        loss, grad = fn(scores.detach(), *args)
+        ctx.save_for_backward(grad)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return (grad * grad_out, None) + (None,) * 5
+
+
+def fused_cross_entropy_loss(scores, batch_size, log_q=None, logq=0.0):
+    return _ValueAndGrad.apply(scores, losses.xe_value_and_grad, batch_size, log_q, logq)
+
+
+def fused_bpr_max_loss(scores, batch_size, bpreg, elu_param, mask):
+    return _ValueAndGrad.apply(scores, losses.bpr_max_value_and_grad, batch_size, bpreg,
+                               elu_param, mask)
+
+
+# The plain losses and the one-pass value-and-gradient versions the training step uses:
+# both must match the same reference.
+IMPLS = {"cross_entropy_loss": losses.cross_entropy_loss, "bpr_max_loss": losses.bpr_max_loss,
+         "fused_cross_entropy_loss": fused_cross_entropy_loss,
+         "fused_bpr_max_loss": fused_bpr_max_loss}
+XE_IMPLS = ["cross_entropy_loss", "fused_cross_entropy_loss"]
+BPR_IMPLS = ["bpr_max_loss", "fused_bpr_max_loss"]
 
 
 # ----------------------------------------------------------------------------- cross-entropy
@@ -104,7 +133,7 @@ BPR_IMPLS = [name for name in ("bpr_max_loss", "fused_bpr_max_loss") if hasattr(
 
 @pytest.mark.parametrize("impl", XE_IMPLS)
 def test_cross_entropy_known_answer(impl: str) -> None:
-    loss_fn = getattr(losses, impl)
+    loss_fn = IMPLS[impl]
     # row 0: softmax [2, 1, 1] / 4 -> p = 1/2; row 1: [1, 3, 1] / 5 -> p = 3/5
     r = torch.tensor([[math.log(2), 0.0, 0.0], [0.0, math.log(3), 0.0]], dtype=torch.float64)
     expected = (math.log(2) + math.log(5 / 3)) / 2
@@ -115,7 +144,7 @@ def test_cross_entropy_known_answer(impl: str) -> None:
 
 @pytest.mark.parametrize("impl", XE_IMPLS)
 def test_cross_entropy_known_answer_with_logq(impl: str) -> None:
-    loss_fn = getattr(losses, impl)
+    loss_fn = IMPLS[impl]
     # subtracting log Q = [log 2, 0, log 2] from [log 2, 0, 0] gives [0, 0, -log 2]:
     # softmax[0] = 1 / (1 + 1 + 1/2) = 2/5
     r = torch.tensor([[math.log(2), 0.0, 0.0]], dtype=torch.float64)
@@ -131,7 +160,7 @@ def test_cross_entropy_known_answer_with_logq(impl: str) -> None:
 @pytest.mark.parametrize("tie", [False, True])
 def test_cross_entropy_matches_reference(impl: str, shape: tuple[int, int], logq: float,
                                          tie: bool) -> None:
-    loss_fn = getattr(losses, impl)
+    loss_fn = IMPLS[impl]
     m, n = shape
     r = random_scores(m, n, seed=m * 10 + n, tie=tie)
     log_q = np.log(np.random.default_rng(1).integers(1, 50, size=n).astype(np.float64))
@@ -159,7 +188,7 @@ def test_cross_entropy_logq_changes_the_value() -> None:
 
 @pytest.mark.parametrize("impl", BPR_IMPLS)
 def test_bpr_max_known_answer(impl: str) -> None:
-    loss_fn = getattr(losses, impl)
+    loss_fn = IMPLS[impl]
     # row 0: positive 0, negatives [0, log 3] -> s = [1/4, 3/4],
     #   sigmoid(0 - 0) = 1/2, sigmoid(0 - log 3) = 1/4: hit = 1/8 + 3/16 = 5/16
     #   reg = 3/4 * log(3)^2
@@ -174,7 +203,7 @@ def test_bpr_max_known_answer(impl: str) -> None:
 
 @pytest.mark.parametrize("impl", BPR_IMPLS)
 def test_bpr_max_known_answer_elu(impl: str) -> None:
-    loss_fn = getattr(losses, impl)
+    loss_fn = IMPLS[impl]
     # ELU(alpha=1) of -log 2 is 1/2 - 1 = -1/2; positive 0 on row 0 (1 x 2 matrix):
     # single negative with s = 1: hit = sigmoid(0 - (-1/2)), reg = 1/4
     r = torch.tensor([[0.0, -math.log(2)]], dtype=torch.float64)
@@ -197,7 +226,7 @@ def test_negative_mask_excludes_only_the_positive() -> None:
 @pytest.mark.parametrize("tie", [False, True])
 def test_bpr_max_matches_reference(impl: str, shape: tuple[int, int], bpreg: float,
                                    elu_param: float, tie: bool) -> None:
-    loss_fn = getattr(losses, impl)
+    loss_fn = IMPLS[impl]
     m, n = shape
     r = random_scores(m, n, seed=100 + m * 10 + n, tie=tie)
     mask = negative_mask(m, n, torch.device("cpu"))

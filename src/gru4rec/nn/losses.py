@@ -14,8 +14,6 @@ import torch.nn.functional as F
 __all__ = [
     "bpr_max_loss",
     "cross_entropy_loss",
-    "fused_bpr_max_loss",
-    "fused_cross_entropy_loss",
     "bpr_max_value_and_grad",
     "xe_value_and_grad",
     "negative_mask",
@@ -80,25 +78,10 @@ def bpr_max_loss(scores: torch.Tensor, batch_size: int, bpreg: float, elu_param:
 
 
 # ----------------------------------------------------------------------------- fused
-# Training calls the loss once per step and always back-propagates, so the fused versions
-# compute the loss AND its gradient in one forward pass with in-place tensor ops: about half
-# the element-wise passes of autograd over the (M, N) matrix and no graph bookkeeping.
-# The plain functions above stay as the readable reference; tests check both agree.
-
-
-class _FusedLoss(torch.autograd.Function):
-    """Autograd wrapper: forward returns the loss, backward the precomputed gradient."""
-
-    @staticmethod
-    def forward(ctx, scores: torch.Tensor, fn, *args):  # type: ignore[override]
-        loss, grad = fn(scores.detach(), *args)
-        ctx.save_for_backward(grad)
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        return (grad * grad_out, None) + (None,) * 5
+# Training always back-propagates the loss, so the hand-written step (nn/step.py) uses these
+# versions that compute the loss AND its gradient d loss / d R in one pass with in-place
+# ops: about half the element-wise passes of autograd and no graph bookkeeping. The plain
+# functions above stay as the readable reference; tests check that both agree.
 
 
 def xe_value_and_grad(r: torch.Tensor, batch_size: int, log_q: torch.Tensor | None,
@@ -146,17 +129,3 @@ def bpr_max_value_and_grad(r: torch.Tensor, batch_size: int, bpreg: float, elu_p
     if elu_param > 0:  # chain rule through the ELU (1 where x > 0, else x + alpha), one op
         g = torch.ops.aten.elu_backward(g, elu_param, 1, 1, True, x)
     return loss_rows.sum() / batch_size, g.div_(batch_size)
-
-
-def fused_cross_entropy_loss(scores: torch.Tensor, batch_size: int,
-                             log_q: torch.Tensor | None = None,
-                             logq: float = 0.0) -> torch.Tensor:
-    """Same value and gradient as :func:`cross_entropy_loss`, computed in one pass."""
-    return _FusedLoss.apply(scores, xe_value_and_grad, batch_size, log_q, logq)
-
-
-def fused_bpr_max_loss(scores: torch.Tensor, batch_size: int, bpreg: float, elu_param: float,
-                       mask: torch.Tensor) -> torch.Tensor:
-    """Same value and gradient as :func:`bpr_max_loss`, computed in one pass."""
-    return _FusedLoss.apply(scores, bpr_max_value_and_grad, batch_size, bpreg, elu_param,
-                            mask)

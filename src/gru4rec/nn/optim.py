@@ -89,9 +89,3 @@ class SparseAdagrad:
         if vel is not None:
             self.vel[name].index_put_((rows,), vel)
         self.params[name].index_add_(0, rows, delta)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Accumulators and velocities, for checkpoints."""
-        out = {f"acc.{n}": t for n, t in self.acc.items()}
-        out.update({f"vel.{n}": t for n, t in self.vel.items()})
-        return out

@@ -85,7 +85,7 @@ class Trainer:
         if self.device.type == "cpu":
             tune_malloc()
         cfg = self.cfg
-        self.opt = SparseAdagrad(net.params, net.item_tables, cfg.learning_rate, cfg.momentum)
+        self.opt = SparseAdagrad(net.params, cfg.learning_rate, cfg.momentum)
         min_active = 2 if cfg.n_sample == 0 else 1
         self.sched = DeviceSchedule(build_schedule(sessions, cfg.batch_size,
                                                     min_active=min_active), self.device)
@@ -176,7 +176,7 @@ class Trainer:
         if shared:
             x_in, y_inv = o_leaf.index_select(0, o_inv[:m])[:, :n_h], o_inv[m:]
         else:
-            name = "Wx0" if net.mode == "onehot" else "E"
+            name = net.input_table
             i_rows, i_inv, i_leaf = self._gather(name, inp)
             leaves.append((name, i_rows, i_leaf))
             x_in, y_inv = i_leaf.index_select(0, i_inv), o_inv

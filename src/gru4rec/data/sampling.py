@@ -48,18 +48,13 @@ class SampleStore:
                  device.type)
 
     def _refill(self) -> None:
-        n = self.n_batches * self.n_sample
+        n, n_items = self.n_batches * self.n_sample, self._cdf.shape[0]
         if self._uniform:
-            idx = torch.randint(self._cdf.shape[0], (n,), generator=self._gen,
-                                device=self._device)
-            self._store = idx.view(self.n_batches, self.n_sample)
-            self._pos = 0
-            return
-        # inverse-CDF sampling of a whole store at once: one kernel instead of per-step draws
-        u = torch.rand(n, generator=self._gen,
-                       dtype=torch.float64, device=self._device)
-        idx = torch.searchsorted(self._cdf, u, right=True)
-        idx.clamp_(max=self._cdf.shape[0] - 1)
+            idx = torch.randint(n_items, (n,), generator=self._gen, device=self._device)
+        else:
+            # inverse-CDF sampling of a whole store at once: one kernel, not per-step draws
+            u = torch.rand(n, generator=self._gen, dtype=torch.float64, device=self._device)
+            idx = torch.searchsorted(self._cdf, u, right=True).clamp_(max=n_items - 1)
         self._store = idx.view(self.n_batches, self.n_sample)
         self._pos = 0
 

@@ -70,7 +70,7 @@ class Network:
     @property
     def item_tables(self) -> list[str]:
         """Names of the (n_items, *) tables that get row-sparse updates."""
-        return ["Wyb"] + {"onehot": ["Wx0"], "separate": ["E"], "shared": []}[self.mode]
+        return list(dict.fromkeys(["Wyb", self.input_table]))
 
     @property
     def dense(self) -> list[str]:
@@ -90,10 +90,14 @@ class Network:
         """Hidden state of every layer, zeros: list of (batch, H_i)."""
         return [torch.zeros(batch, h, device=self.device) for h in self.layers]
 
+    @property
+    def input_table(self) -> str:
+        """Name of the item table the input rows come from (Wx0, E, or Wyb when shared)."""
+        return {"onehot": "Wx0", "separate": "E", "shared": "Wyb"}[self.mode]
+
     def input_rows(self, items: torch.Tensor) -> torch.Tensor:
         """Input rows of item indices (M,): (M, 3 H_0) in no-embedding mode, else (M, D)."""
-        table = {"onehot": "Wx0", "separate": "E", "shared": "Wyb"}[self.mode]
-        rows = self.params[table].index_select(0, items)
+        rows = self.params[self.input_table].index_select(0, items)
         return rows[:, : self.layers[-1]] if self.mode == "shared" else rows
 
     def hidden(self, x_in: torch.Tensor, state: list[torch.Tensor],

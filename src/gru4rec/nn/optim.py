@@ -28,15 +28,14 @@ class SparseAdagrad:
     """Adagrad + momentum over dense tensors and row-sparse item tables.
 
     Args:
-        params: name -> tensor (updated in place).
-        tables: names of the item tables (row-sparse updates).
+        params: name -> tensor (updated in place); item tables are updated with
+            :meth:`step_rows`, the others with :meth:`step_dense_all`.
         learning_rate, momentum: as in the config.
     """
 
-    def __init__(self, params: dict[str, torch.Tensor], tables: list[str],
-                 learning_rate: float, momentum: float) -> None:
+    def __init__(self, params: dict[str, torch.Tensor], learning_rate: float,
+                 momentum: float) -> None:
         self.params = params
-        self.tables = set(tables)
         self.lr = learning_rate
         self.momentum = momentum
         self.acc = {n: torch.zeros_like(p) for n, p in params.items()}
@@ -53,14 +52,13 @@ class SparseAdagrad:
 
     def step_dense(self, name: str, grad: torch.Tensor) -> None:
         """Full update of a dense parameter with its gradient (consumed)."""
-        delta = self._delta(grad, self.acc[name], self.vel.get(name))
-        self.params[name].add_(delta)
+        self.step_dense_all([name], [grad])
 
     def step_dense_all(self, names: list[str], grads: list[torch.Tensor]) -> None:
-        """:meth:`step_dense` for several parameters at once (grads consumed).
+        """Full update of several dense parameters (grads consumed).
 
-        The same arithmetic in the same order, as multi-tensor ops: a handful of kernel
-        launches for all dense weights instead of ~8 per weight.
+        The arithmetic of :meth:`_delta`, as multi-tensor ops: a handful of kernel launches
+        for all dense weights instead of ~8 per weight.
         """
         if not names:
             return

@@ -69,7 +69,7 @@ class FastStep:
             x0 = o_cur.index_select(0, o_inv[:m])[:, :n_h]
             i_name, i_rows, i_inv, i_cur = None, None, None, None
         else:
-            i_name = "Wx0" if net.mode == "onehot" else "E"
+            i_name = net.input_table
             i_rows, i_inv = torch.unique(inp, return_inverse=True)
             i_cur = net.params[i_name].index_select(0, i_rows)
             x0 = i_cur.index_select(0, i_inv)

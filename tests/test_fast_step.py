@@ -1,4 +1,5 @@
-"""The hand-written training step (nn/step.py) against the autograd reference step."""
+"""The hand-written training step (nn/step.py), with and without the compiled CPU kernels,
+against the autograd reference step."""
 
 from __future__ import annotations
 
@@ -35,29 +36,29 @@ def _config(loss: str, mode: str, layers: list[int], dropout: float, n_sample: i
 
 
 def _train(data: tuple, cfg: GRU4RecConfig, reference: bool, n_steps: int | None,
-           epochs: int = 1) -> tuple[Network, list[float]]:
+           epochs: int = 1, native: bool = True) -> tuple[Network, list[float]]:
     sessions, support, n_items = data
     net = Network.initialize(n_items, cfg, torch.Generator().manual_seed(0),
                              torch.device("cpu"))
     trainer = Trainer(net, sessions, support, seed=3, reference=reference,
-                      sample_store_size=10_000)
+                      sample_store_size=10_000, native=native)
     if n_steps is not None:
         trainer.sched.n_steps = n_steps  # stop the epoch early
     return net, [trainer.run_epoch().loss for _ in range(epochs)]
 
 
 CASES = list(itertools.product(["bpr-max", "cross-entropy"], ["shared", "separate", "onehot"],
-                               [[32], [24, 16]], [0.0, 0.3], [0, 64]))
+                               [[32], [24, 16]], [0.0, 0.3], [0, 64], [True, False]))
 
 
-@pytest.mark.parametrize(("loss", "mode", "layers", "dropout", "n_sample"), CASES)
+@pytest.mark.parametrize(("loss", "mode", "layers", "dropout", "n_sample", "native"), CASES)
 def test_fast_step_updates_equal_the_autograd_reference(data: tuple, loss: str, mode: str,
                                                         layers: list[int], dropout: float,
-                                                        n_sample: int) -> None:
+                                                        n_sample: int, native: bool) -> None:
     cfg = _config(loss, mode, layers, dropout, n_sample)
     for n_steps in (1, 5):
         ref, ref_loss = _train(data, cfg, True, n_steps)
-        fast, fast_loss = _train(data, cfg, False, n_steps)
+        fast, fast_loss = _train(data, cfg, False, n_steps, native=native)
         assert fast_loss == pytest.approx(ref_loss, rel=1e-5)
         # float32 rounding of the two loss gradients differs in the last bits; Adagrad's
         # g / sqrt(g^2 + 1e-6) magnifies that near g ~ 1e-3, hence atol 1e-5 (a wrong
@@ -67,9 +68,11 @@ def test_fast_step_updates_equal_the_autograd_reference(data: tuple, loss: str, 
                                        atol=1e-5, msg=f"{name} after {n_steps} steps")
 
 
+@pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("loss", ["bpr-max", "cross-entropy"])
-def test_fast_path_epoch_losses_equal_the_reference(data: tuple, loss: str) -> None:
+def test_fast_path_epoch_losses_equal_the_reference(data: tuple, loss: str,
+                                                    native: bool) -> None:
     cfg = _config(loss, "shared" if loss == "cross-entropy" else "onehot", [32], 0.2, 64)
     _, ref_losses = _train(data, cfg, True, None, epochs=2)
-    _, fast_losses = _train(data, cfg, False, None, epochs=2)
+    _, fast_losses = _train(data, cfg, False, None, epochs=2, native=native)
     assert fast_losses == pytest.approx(ref_losses, rel=1e-5)

@@ -25,6 +25,7 @@ from gru4rec.data.sessions import SessionData
 from gru4rec.errors import TrainingDivergedError
 from gru4rec.nn.cpu_tuning import tune_malloc
 from gru4rec.nn.losses import bpr_max_loss, cross_entropy_loss, negative_mask
+from gru4rec.nn.native import kernels
 from gru4rec.nn.network import Network
 from gru4rec.nn.optim import SparseAdagrad
 from gru4rec.nn.step import FastStep
@@ -73,11 +74,14 @@ class Trainer:
         sample_store_on_cpu: keep the sample store in RAM instead of on the device.
         reference: use the plain autograd step (with the plain losses) instead of the
             hand-written backward: same results, for verification.
+        native: use the compiled CPU kernels (fused loss and optimiser passes) when the
+            device is the CPU and they are available; False forces PyTorch ops only.
     """
 
     def __init__(self, net: Network, sessions: SessionData, support: np.ndarray, *,
                  seed: int = 42, sample_store_size: int = 10_000_000,
-                 sample_store_on_cpu: bool = False, reference: bool = False) -> None:
+                 sample_store_on_cpu: bool = False, reference: bool = False,
+                 native: bool = True) -> None:
         self.net, self.cfg = net, net.config
         self.device = net.device
         self.epoch = 0
@@ -85,7 +89,9 @@ class Trainer:
         if self.device.type == "cpu":
             tune_malloc()
         cfg = self.cfg
-        self.opt = SparseAdagrad(net.params, cfg.learning_rate, cfg.momentum)
+        use_native = native and not reference and self.device.type == "cpu"
+        self.native = kernels() if use_native else None
+        self.opt = SparseAdagrad(net.params, cfg.learning_rate, cfg.momentum, self.native)
         min_active = 2 if cfg.n_sample == 0 else 1
         self.sched = DeviceSchedule(build_schedule(sessions, cfg.batch_size,
                                                     min_active=min_active), self.device)
@@ -95,7 +101,7 @@ class Trainer:
         self._masks: dict[int, torch.Tensor] = {}
         self._ones = torch.ones(cfg.batch_size, 1, device=self.device)
         self.reference = reference
-        self._fast = FastStep(net, self.opt)
+        self._fast = FastStep(net, self.opt, self.native)
         for name in net.dense:
             net.params[name].requires_grad_(reference)
 
@@ -155,6 +161,8 @@ class Trainer:
         mask (bpr-max) of a step with M targets; None where the loss does not use them."""
         cfg = self.cfg
         if cfg.loss == "bpr-max":
+            if self.native is not None:  # the kernel skips the positive column itself
+                return None, None
             if m not in self._masks:
                 self._masks[m] = negative_mask(m, y.shape[0], self.device)
             return None, self._masks[m]

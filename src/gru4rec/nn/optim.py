@@ -5,13 +5,19 @@ For every parameter p with gradient g:
                                                                     else p += step
 For item tables only the rows of the mini-batch are touched: their gradients are summed per
 distinct row first, then accumulator, velocity and weights of those rows are updated.
+On the CPU, when the fused kernels of :mod:`gru4rec.nn.native` are available, the same
+arithmetic runs as one pass per table (no sort for the distinct rows, no temporaries).
 """
 
 from __future__ import annotations
 
 import torch
 
+from gru4rec.nn.native import Kernels
+
 __all__ = ["SparseAdagrad", "sum_duplicate_rows"]
+
+RowGrads = list[tuple[torch.Tensor, torch.Tensor]]
 
 EPS = 1e-6
 
@@ -31,15 +37,19 @@ class SparseAdagrad:
         params: name -> tensor (updated in place); item tables are updated with
             :meth:`step_rows`, the others with :meth:`step_dense_all`.
         learning_rate, momentum: as in the config.
+        native: the compiled CPU kernels to use (all tensors must then be contiguous CPU
+            float32), or None for the PyTorch implementation.
     """
 
     def __init__(self, params: dict[str, torch.Tensor], learning_rate: float,
-                 momentum: float) -> None:
+                 momentum: float, native: Kernels | None = None) -> None:
         self.params = params
         self.lr = learning_rate
         self.momentum = momentum
         self.acc = {n: torch.zeros_like(p) for n, p in params.items()}
         self.vel = {n: torch.zeros_like(p) for n, p in params.items()} if momentum > 0 else {}
+        self.native = native
+        self._scratch: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     def _delta(self, g: torch.Tensor, acc: torch.Tensor,
                vel: torch.Tensor | None) -> torch.Tensor:
@@ -61,6 +71,12 @@ class SparseAdagrad:
         for all dense weights instead of ~8 per weight.
         """
         if not names:
+            return
+        if self.native is not None:  # one fused pass per tensor instead of 8 foreach ops
+            for name, g in zip(names, grads, strict=True):
+                self.native.adagrad_dense(self.params[name], self.acc[name],
+                                          self.vel.get(name), g.contiguous(), self.lr,
+                                          self.momentum, EPS)
             return
         acc = [self.acc[n] for n in names]
         torch._foreach_addcmul_(acc, grads, grads)
@@ -87,3 +103,41 @@ class SparseAdagrad:
         if vel is not None:
             self.vel[name].index_put_((rows,), vel)
         self.params[name].index_add_(0, rows, delta)
+
+    def step_row_grads(self, name: str, parts: RowGrads) -> None:
+        """Update table ``name`` from gradient rows that may repeat a table row.
+
+        ``parts`` is a list of (idx (K,), grads (K, w)) with w <= the table width (narrower
+        gradients cover the leading columns). The gradients of each distinct row are summed,
+        in the order given, before its single update (ALGORITHM §4, §6).
+        """
+        if self.native is None:
+            c = self.params[name].shape[1]
+            rows, inv = torch.unique(torch.cat([i for i, _ in parts]), return_inverse=True)
+            summed = torch.zeros(rows.shape[0], c, device=rows.device)
+            start = 0
+            for idx, g in parts:
+                summed[:, : g.shape[1]].index_add_(0, inv[start:start + idx.shape[0]], g)
+                start += idx.shape[0]
+            self.step_rows(name, rows, summed)
+            return
+        slot, buf, uniq = self._row_scratch(name, sum(i.shape[0] for i, _ in parts))
+        u = 0
+        for idx, g in parts:
+            g = g if g.stride(1) == 1 else g.contiguous()  # rows may be strided, values not
+            u = self.native.rows_accumulate(slot, buf, uniq, u, idx.contiguous(), g)
+        self.native.rows_apply(self.params[name], self.acc[name], self.vel.get(name), slot,
+                               buf, uniq, u, self.lr, self.momentum, EPS)
+
+    def _row_scratch(self, name: str,
+                     k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(n_rows,) int32 slot map (all -1 between steps), (>= k, C) buffer, (>= k,) rows."""
+        table = self.params[name]
+        have = self._scratch.get(name)
+        if have is None or have[0].shape[0] != table.shape[0] or have[1].shape != (
+                max(k, have[1].shape[0]), table.shape[1]):
+            size = k if have is None else max(k, have[1].shape[0])
+            self._scratch[name] = (torch.full((table.shape[0],), -1, dtype=torch.int32),
+                                   torch.empty(size, table.shape[1]),
+                                   torch.empty(size, dtype=torch.int64))
+        return self._scratch[name]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from gru4rec.nn.losses import bpr_max_value_and_grad, xe_value_and_grad
+from gru4rec.nn.native import Kernels
 from gru4rec.nn.network import Network
 from gru4rec.nn.optim import SparseAdagrad
 
@@ -42,56 +43,66 @@ def _dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor | None:
 
 
 class FastStep:
-    """Forward, backward and Adagrad update of one session-parallel mini-batch."""
+    """Forward, backward and Adagrad update of one session-parallel mini-batch.
 
-    def __init__(self, net: Network, opt: SparseAdagrad) -> None:
+    Args:
+        net: the network (updated in place).
+        opt: its optimiser.
+        native: the compiled CPU kernels (fused loss and gradient; the optimiser carries its
+            own reference), or None for PyTorch ops only. CPU only.
+    """
+
+    def __init__(self, net: Network, opt: SparseAdagrad, native: Kernels | None = None
+                 ) -> None:
         self.net, self.opt, self.cfg = net, opt, net.config
         self.dense = net.dense
+        self.native = native
         self._ones = torch.ones(self.cfg.batch_size, 1, device=net.device)
+        self._scratch = torch.empty(2, self.cfg.batch_size + self.cfg.n_sample)
 
     @torch.no_grad()
     def __call__(self, inp: torch.Tensor, y: torch.Tensor, state: list[torch.Tensor],
                  log_q: torch.Tensor | None,
-                 mask: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                 mask: torch.Tensor | None) -> tuple[torch.Tensor | float, list[torch.Tensor]]:
         """Train on M slots: inp (M,) inputs, y (N,) score columns (the M targets, then the
         shared samples), state [(M, H_i)], log_q (N,) for cross-entropy with logq, mask
         (M, N) for bpr-max.
 
-        Returns the step loss (0-dim tensor) and the new hidden state.
+        Returns the step loss (0-dim tensor, or a float from the native kernels) and the new
+        hidden state.
         """
         net, m = self.net, inp.shape[0]
         n_h = net.layers[-1]
-        shared = net.mode == "shared"
-        o_rows, o_inv = torch.unique(torch.cat([inp, y]) if shared else y, return_inverse=True)
-        o_cur = net.params["Wyb"].index_select(0, o_rows)  # (U, H+1)
-        y_inv = o_inv[m:] if shared else o_inv
-        if shared:
-            x0 = o_cur.index_select(0, o_inv[:m])[:, :n_h]
-            i_name, i_rows, i_inv, i_cur = None, None, None, None
-        else:
-            i_name = net.input_table
-            i_rows, i_inv = torch.unique(inp, return_inverse=True)
-            i_cur = net.params[i_name].index_select(0, i_rows)
-            x0 = i_cur.index_select(0, i_inv)
+        wyb, i_name = net.params["Wyb"], net.input_table
+        oy = wyb.index_select(0, y)  # (N, H+1) output rows of the score columns
+        x0 = net.params[i_name].index_select(0, inp)  # (M, 3H_0) or (M, D) input rows
+        if i_name == "Wyb":
+            x0 = x0[:, :n_h]
         caches, state, x0_mask = self._forward(x0, state)
-        oy = o_cur.index_select(0, y_inv)  # (N, H+1)
         h_aug = torch.cat([state[-1], self._ones[:m]], 1)  # (M, H+1): bias as a column
         scores = h_aug @ oy.t()  # (M, N)
         loss, g = self._loss_and_grad(scores, log_q, mask)
-        d_o = torch.zeros_like(o_cur).index_add_(0, y_inv, g.t() @ h_aug)  # (U, H+1)
+        d_oy = g.t() @ h_aug  # (N, H+1) gradient of each score column's row
         d_x0, grads = self._backward(g @ oy[:, :n_h], caches, x0_mask)
-        if shared:
-            d_o[:, :n_h].index_add_(0, o_inv[:m], d_x0)
+        if i_name == "Wyb":  # shared embedding: one table, output rows first, then inputs
+            self.opt.step_row_grads("Wyb", [(y, d_oy), (inp, d_x0)])
         else:
-            d_i = torch.zeros_like(i_cur).index_add_(0, i_inv, d_x0)
-            self.opt.step_rows(i_name, i_rows, d_i)
-        self.opt.step_rows("Wyb", o_rows, d_o)
+            self.opt.step_row_grads(i_name, [(inp, d_x0)])
+            self.opt.step_row_grads("Wyb", [(y, d_oy)])
         self.opt.step_dense_all(self.dense, [grads[n] for n in self.dense])
         return loss, state
 
     def _loss_and_grad(self, scores: torch.Tensor, log_q: torch.Tensor | None,
-                       mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = self.cfg
+                       mask: torch.Tensor | None) -> tuple[torch.Tensor | float, torch.Tensor]:
+        """Step loss and d loss / d scores (computed in place of ``scores``)."""
+        cfg, k = self.cfg, self.native
+        if k is not None:  # fused C kernels: one pass per row instead of ~15 tensor ops
+            if cfg.loss == "cross-entropy":
+                total = k.cross_entropy_(scores, cfg.batch_size, log_q, cfg.logq)
+            else:
+                total = k.bpr_max_(scores, cfg.batch_size, cfg.bpreg, cfg.elu_param,
+                                   self._scratch[0], self._scratch[1])
+            return total / cfg.batch_size, scores
         if cfg.loss == "cross-entropy":
             return xe_value_and_grad(scores, cfg.batch_size, log_q, cfg.logq)
         return bpr_max_value_and_grad(scores, cfg.batch_size, cfg.bpreg, cfg.elu_param, mask)

@@ -1,0 +1,145 @@
+"""The compiled CPU kernels (nn/kernels.c) against the float64 formulas and the PyTorch path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from gru4rec.nn import native
+from gru4rec.nn.losses import bpr_max_loss, cross_entropy_loss, negative_mask
+from gru4rec.nn.optim import SparseAdagrad
+
+
+@pytest.fixture(scope="module")
+def k() -> native.Kernels:
+    kernels = native.kernels()
+    if kernels is None:
+        if os.environ.get("CI"):
+            pytest.fail("the CPU kernels must compile on the CI machine (is gcc installed?)")
+        pytest.skip("no C compiler: the pure-PyTorch path is used instead")
+    return kernels
+
+
+def _f64_value_and_grad(fn, r: torch.Tensor) -> tuple[float, torch.Tensor]:
+    x = r.double().requires_grad_(True)
+    loss = fn(x)
+    loss.backward()
+    return float(loss.detach()), x.grad.float()
+
+
+# widths 2077 and 13 leave a partial vector at the end of each row
+@pytest.mark.parametrize(("m", "n"), [(32, 2080), (5, 13), (3, 2077)])
+@pytest.mark.parametrize(("bpreg", "elu_param"), [(1.0, 0.5), (0.0, 0.0), (0.5, 1.0)])
+def test_bpr_max_kernel_equals_the_float64_formula(k: native.Kernels, m: int, n: int,
+                                                   bpreg: float, elu_param: float) -> None:
+    r = torch.randn(m, n, generator=torch.Generator().manual_seed(m + n)) * 2
+    mask = negative_mask(m, n, torch.device("cpu")).double()
+    want, want_grad = _f64_value_and_grad(
+        lambda x: bpr_max_loss(x, 32, bpreg, elu_param, mask), r)
+    g = r.clone()
+    got = k.bpr_max_(g, 32, bpreg, elu_param, torch.empty(n), torch.empty(n)) / 32
+    assert got == pytest.approx(want, rel=1e-6)
+    torch.testing.assert_close(g, want_grad, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize(("m", "n"), [(32, 2080), (4, 11)])
+@pytest.mark.parametrize("logq", [0.0, 1.0])
+def test_cross_entropy_kernel_equals_the_float64_formula(k: native.Kernels, m: int, n: int,
+                                                         logq: float) -> None:
+    gen = torch.Generator().manual_seed(n)
+    r = torch.randn(m, n, generator=gen) * 3
+    log_q = torch.rand(n, generator=gen) * 5
+    want, want_grad = _f64_value_and_grad(
+        lambda x: cross_entropy_loss(x, 32, log_q.double(), logq), r)
+    g = r.clone()
+    got = k.cross_entropy_(g, 32, log_q, logq) / 32
+    assert got == pytest.approx(want, rel=1e-6)
+    torch.testing.assert_close(g, want_grad, rtol=1e-4, atol=1e-7)
+
+
+def test_bpr_max_kernel_stays_finite_when_the_positive_dominates(k: native.Kernels) -> None:
+    # softmax over negatives must not take its max from the positive column: with the
+    # positive 200 above the rest every exp(x - max) would underflow to 0 and give 0/0
+    r = torch.zeros(2, 9)
+    r[0, 0], r[1, 1] = 200.0, 150.0
+    got = k.bpr_max_(r, 2, 1.0, 0.0, torch.empty(9), torch.empty(9))
+    assert np.isfinite(got)
+    assert torch.isfinite(r).all()
+
+
+def test_exp_is_accurate_over_the_float_range(k: native.Kernels) -> None:
+    # a row of zeros plus one score x: softmax weight of x is exp(x) / (exp(x) + n - 1)
+    for x in [-80.0, -20.0, -1e-3, 0.0, 1e-3, 5.0, 30.0, 80.0]:
+        r = torch.zeros(1, 4)
+        r[0, 0] = x
+        total = k.cross_entropy_(r, 1, None, 0.0)
+        p = 1.0 / (1.0 + 3.0 * np.exp(-np.float64(x)))
+        assert total == pytest.approx(-np.log(p + 1e-24), rel=1e-6, abs=1e-6), x
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.3])
+def test_native_row_updates_equal_the_pytorch_ones(k: native.Kernels,
+                                                   momentum: float) -> None:
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(40, 7, generator=gen)
+    tables = {"torch": start.clone(), "native": start.clone()}
+    opts = {"torch": SparseAdagrad({"W": tables["torch"]}, 0.2, momentum),
+            "native": SparseAdagrad({"W": tables["native"]}, 0.2, momentum, k)}
+    touched = torch.zeros(40, dtype=torch.bool)
+    for _ in range(4):
+        out_rows = torch.randint(0, 30, (25,), generator=gen)  # with repeats; 30+ untouched
+        in_rows = torch.randint(0, 30, (6,), generator=gen)
+        touched[out_rows] = touched[in_rows] = True
+        g_out = torch.randn(25, 7, generator=gen)
+        g_in = torch.randn(6, 6, generator=gen)  # narrower: the leading columns only
+        for opt in opts.values():
+            opt.step_row_grads("W", [(out_rows, g_out.clone()), (in_rows, g_in.clone())])
+    # equal up to float32 rounding (PyTorch's vectorised sqrt is off by an ulp at times);
+    # a wrong duplicate sum or a missed row would differ by ~0.1
+    for name in ("acc", "vel") if momentum else ("acc",):
+        torch.testing.assert_close(getattr(opts["native"], name)["W"],
+                                   getattr(opts["torch"], name)["W"], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(tables["native"], tables["torch"], rtol=1e-6, atol=1e-7)
+    assert torch.equal(tables["native"][~touched], start[~touched])
+    assert not opts["native"].acc["W"][~touched].any()
+
+
+def test_native_dense_update_equals_the_pytorch_one(k: native.Kernels) -> None:
+    gen = torch.Generator().manual_seed(1)
+    w = {"torch": torch.randn(5, 9, generator=gen)}
+    w["native"] = w["torch"].clone()
+    opts = {"torch": SparseAdagrad({"W": w["torch"]}, 0.1, 0.4),
+            "native": SparseAdagrad({"W": w["native"]}, 0.1, 0.4, k)}
+    for _ in range(3):
+        g = torch.randn(5, 9, generator=gen)
+        for opt in opts.values():
+            opt.step_dense_all(["W"], [g.clone()])
+    torch.testing.assert_close(w["native"], w["torch"], rtol=1e-6, atol=1e-7)
+
+
+def test_kernels_are_cached_per_source_and_machine(tmp_path, monkeypatch) -> None:
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setenv("GRU4REC_CACHE_DIR", str(tmp_path))
+    path = native._build()
+    assert path is not None and path.parent == tmp_path and path.suffix == ".so"
+    mtime = path.stat().st_mtime_ns
+    assert native._build() == path and path.stat().st_mtime_ns == mtime  # reused
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp files left
+
+
+def test_native_can_be_switched_off(monkeypatch) -> None:
+    monkeypatch.setenv("GRU4REC_NATIVE", "0")
+    assert native.kernels() is None
+
+
+def test_a_failing_compiler_falls_back_to_pytorch(tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("GRU4REC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    assert native._build() is None
+    assert "pure-PyTorch" in caplog.text
+    assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,4 @@
-"""The compiled CPU kernels (nn/kernels.c) against the float64 formulas and the PyTorch path."""
+"""The compiled CPU kernels (kernels.c) against the float64 formulas and the PyTorch path."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gru4rec.nn import native
+from gru4rec import native
 from gru4rec.nn.losses import bpr_max_loss, cross_entropy_loss, negative_mask
 from gru4rec.nn.optim import SparseAdagrad
 
@@ -143,3 +143,30 @@ def test_a_failing_compiler_falls_back_to_pytorch(tmp_path, monkeypatch, caplog)
     assert native._build() is None
     assert "pure-PyTorch" in caplog.text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_guided_cdf_sampling_equals_searchsorted(k: native.Kernels) -> None:
+    support = torch.tensor([5.0, 0.0, 1.0, 30.0, 0.0, 2.0, 7.0]) ** 0.75  # zero-weight items
+    cdf = torch.cumsum(support.double(), 0)
+    cdf /= cdf[-1].clone()
+    guide = torch.searchsorted(cdf, torch.arange(7, dtype=torch.float64) / 7, right=True)
+    # random draws, every cdf value itself, its neighbours, and the bucket edges b / K
+    edges = torch.cat([cdf, torch.nextafter(cdf, torch.zeros(7, dtype=torch.float64)),
+                       torch.arange(7, dtype=torch.float64) / 7])
+    u = torch.cat([torch.rand(20_000, dtype=torch.float64,
+                              generator=torch.Generator().manual_seed(0)),
+                   edges[edges < 1], torch.tensor([0.0, 1 - 2**-53], dtype=torch.float64)])
+    out = torch.empty(u.shape[0], dtype=torch.int64)
+    k.sample_cdf(cdf, guide, u, out)
+    want = torch.searchsorted(cdf, u, right=True).clamp_(max=6)
+    assert torch.equal(out, want)
+    assert not torch.isin(out, torch.tensor([1, 4])).any()  # never a zero-weight item
+
+
+def test_log_q_columns_equal_the_pytorch_expression(k: native.Kernels) -> None:
+    log_support = torch.rand(50) * 4
+    cols = torch.randint(0, 50, (30,), generator=torch.Generator().manual_seed(2))
+    out = torch.empty(30)
+    k.log_q_columns(out, cols, 8, log_support, 0.5)
+    want = torch.cat([log_support[cols[:8]], 0.5 * log_support[cols[8:]]])
+    assert torch.equal(out, want)

@@ -23,9 +23,9 @@ from gru4rec.data.batching import DeviceSchedule, build_schedule
 from gru4rec.data.sampling import SampleStore
 from gru4rec.data.sessions import SessionData
 from gru4rec.errors import TrainingDivergedError
+from gru4rec.native import kernels
 from gru4rec.nn.cpu_tuning import tune_malloc
 from gru4rec.nn.losses import bpr_max_loss, cross_entropy_loss, negative_mask
-from gru4rec.nn.native import kernels
 from gru4rec.nn.network import Network
 from gru4rec.nn.optim import SparseAdagrad
 from gru4rec.nn.step import FastStep
@@ -99,6 +99,7 @@ class Trainer:
         self.log_support = torch.as_tensor(np.log(np.maximum(support, 1)), dtype=torch.float32,
                                            device=self.device)
         self._masks: dict[int, torch.Tensor] = {}
+        self._log_q_buf = torch.empty(cfg.batch_size + cfg.n_sample)
         self._ones = torch.ones(cfg.batch_size, 1, device=self.device)
         self.reference = reference
         self._fast = FastStep(net, self.opt, self.native)
@@ -113,7 +114,7 @@ class Trainer:
         gen = torch.Generator(device=dev)
         gen.manual_seed(seed + 1)
         return SampleStore(support, self.cfg.n_sample, self.cfg.sample_alpha, size, dev, gen,
-                           max_batches=self.sched.n_steps)
+                           max_batches=self.sched.n_steps, native=self.native)
 
     def run_epoch(self, progress: ProgressFn | None = None) -> EpochResult:
         """Train one epoch; raises TrainingDivergedError on a NaN/inf loss."""
@@ -168,6 +169,10 @@ class Trainer:
             return None, self._masks[m]
         if cfg.logq <= 0:
             return None, None
+        if self.native is not None:  # one pass instead of gather, slices, multiply, cat
+            out = self._log_q_buf[: y.shape[0]]
+            self.native.log_q_columns(out, y, m, self.log_support, cfg.sample_alpha)
+            return out, None
         log_q = self.log_support[y]  # in-batch columns: support; sampled: support**alpha
         return torch.cat([log_q[:m], cfg.sample_alpha * log_q[m:]]), None
 

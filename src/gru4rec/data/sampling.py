@@ -7,6 +7,8 @@ import logging
 import numpy as np
 import torch
 
+from gru4rec.native import Kernels
+
 __all__ = ["SampleStore"]
 
 log = logging.getLogger(__name__)
@@ -27,15 +29,22 @@ class SampleStore:
         device: where the store lives (the compute device, or CPU memory).
         generator: the seeded torch generator of the run (on ``device``).
         max_batches: cap on the store (e.g. the steps of one epoch).
+        native: compiled CPU kernels for the inverse-CDF lookup (CPU stores only); the
+            draws are the same as without them.
     """
 
     def __init__(self, support: np.ndarray, n_sample: int, alpha: float, store_size: int,
                  device: torch.device, generator: torch.Generator,
-                 max_batches: int | None = None) -> None:
+                 max_batches: int | None = None, native: Kernels | None = None) -> None:
         weights = torch.as_tensor(support, dtype=torch.float64) ** alpha
         cdf = torch.cumsum(weights, 0)
         self._cdf = (cdf / cdf[-1]).to(device)
         self._uniform = alpha == 0  # plain randint: ~10x cheaper than the inverse CDF
+        self._native = native if device.type == "cpu" else None
+        if self._native is not None:  # guide table: bucket b -> first k with cdf[k] > b/K
+            k = self._cdf.shape[0]
+            self._guide = torch.searchsorted(
+                self._cdf, torch.arange(k, dtype=torch.float64) / k, right=True)
         self.n_sample = n_sample
         self.n_batches = max(1, store_size // n_sample)
         if max_batches is not None:  # never draw more than an epoch uses: saves seconds
@@ -54,7 +63,11 @@ class SampleStore:
         else:
             # inverse-CDF sampling of a whole store at once: one kernel, not per-step draws
             u = torch.rand(n, generator=self._gen, dtype=torch.float64, device=self._device)
-            idx = torch.searchsorted(self._cdf, u, right=True).clamp_(max=n_items - 1)
+            if self._native is not None:  # same result, ~1-2 probes instead of ~17 per draw
+                idx = torch.empty(n, dtype=torch.int64)
+                self._native.sample_cdf(self._cdf, self._guide, u, idx)
+            else:
+                idx = torch.searchsorted(self._cdf, u, right=True).clamp_(max=n_items - 1)
         self._store = idx.view(self.n_batches, self.n_sample)
         self._pos = 0
 

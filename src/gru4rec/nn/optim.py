@@ -5,7 +5,7 @@ For every parameter p with gradient g:
                                                                     else p += step
 For item tables only the rows of the mini-batch are touched: their gradients are summed per
 distinct row first, then accumulator, velocity and weights of those rows are updated.
-On the CPU, when the fused kernels of :mod:`gru4rec.nn.native` are available, the same
+On the CPU, when the fused kernels of :mod:`gru4rec.native` are available, the same
 arithmetic runs as one pass per table (no sort for the distinct rows, no temporaries).
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from gru4rec.nn.native import Kernels
+from gru4rec.native import Kernels
 
 __all__ = ["SparseAdagrad", "sum_duplicate_rows"]
 
@@ -103,6 +103,15 @@ class SparseAdagrad:
         if vel is not None:
             self.vel[name].index_put_((rows,), vel)
         self.params[name].index_add_(0, rows, delta)
+
+    def prefetch_rows(self, name: str, idx: torch.Tensor) -> None:
+        """Start loading the optimiser state of rows idx of table ``name`` into the CPU caches
+        (with the compiled kernels; otherwise nothing). Call it well before the update."""
+        if self.native is None:
+            return
+        self.native.prefetch_rows(self.acc[name], idx)
+        if name in self.vel:
+            self.native.prefetch_rows(self.vel[name], idx)
 
     def step_row_grads(self, name: str, parts: RowGrads) -> None:
         """Update table ``name`` from gradient rows that may repeat a table row.

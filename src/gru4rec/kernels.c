@@ -1,4 +1,4 @@
-/* CPU kernels for the GRU4Rec training step (loaded with ctypes by gru4rec.nn.native).
+/* CPU kernels for the GRU4Rec training step (loaded with ctypes by gru4rec.native).
  *
  * A GRU4Rec step is tiny (B=32 rows, ~2000 score columns), so on a CPU the cost of running
  * it as dozens of separate tensor ops (dispatch, temporaries, one memory pass each) is
@@ -276,4 +276,39 @@ void rows_apply(float *p, float *acc, float *vel, int64_t c, int32_t *slot, cons
                     lr, mom, eps);
         slot[row] = -1;
     }
+}
+
+/* ---------------------------------------------------------------------------- sampling */
+
+/* Inverse-CDF sampling with a guide table: out[i] = the first k with cdf[k] > u[i] (as
+ * searchsorted(cdf, u, right=True)), clamped to n - 1. guide[b] (k_guide entries) is the
+ * first k with cdf[k] > b / k_guide, so the scan from there takes ~1-2 probes instead of a
+ * ~17-level binary search with a cache miss at each level. */
+void sample_cdf(const double *cdf, int64_t n, const int64_t *guide, int64_t k_guide,
+                const double *u, int64_t count, int64_t *out) {
+    for (int64_t i = 0; i < count; i++) {
+        double v = u[i];
+        int64_t b = (int64_t)(v * (double)k_guide);
+        int64_t k = guide[b < k_guide ? b : k_guide - 1];
+        while (k > 0 && cdf[k - 1] > v) k--; /* v * k_guide may have rounded up a bucket */
+        while (k < n - 1 && cdf[k] <= v) k++;
+        out[i] = k;
+    }
+}
+
+/* log Q of the n score columns cols for cross-entropy with logQ: the support of the item for
+ * the m in-batch columns, support^alpha (alpha * log support) for the sampled ones. */
+void log_q_columns(float *out, const int64_t *cols, int64_t n, int64_t m,
+                   const float *log_support, float alpha) {
+    for (int64_t k = 0; k < n; k++) {
+        float ls = log_support[cols[k]];
+        out[k] = k < m ? ls : alpha * ls;
+    }
+}
+
+/* Start loading rows idx of a (rows, c) table into the caches and return at once: issued
+ * at the start of a step for the optimiser state of the rows that step will update, the
+ * loads overlap the forward and backward passes instead of stalling the update. */
+void prefetch_rows(const float *table, int64_t c, const int64_t *idx, int64_t k) {
+    for (int64_t i = 0; i < k; i++) prefetch_row(table + idx[i] * c, c);
 }

@@ -43,6 +43,9 @@ _SIGNATURES = {
                                _I64]),
     "rows_apply": (None, [_VOID, _VOID, _VOID, _I64, _VOID, _VOID, _VOID, _I64, _F32, _F32,
                           _F32]),
+    "sample_cdf": (None, [_VOID, _I64, _VOID, _I64, _VOID, _I64, _VOID]),
+    "log_q_columns": (None, [_VOID, _VOID, _I64, _I64, _VOID, _F32]),
+    "prefetch_rows": (None, [_VOID, _I64, _VOID, _I64]),
 }
 
 _loaded: Kernels | None = None
@@ -159,6 +162,25 @@ class Kernels:
         self._lib.rows_apply(p.data_ptr(), acc.data_ptr(), _ptr(vel), p.shape[1],
                              slot.data_ptr(), buf.data_ptr(), uniq.data_ptr(), u, lr,
                              momentum, eps)
+
+
+    def sample_cdf(self, cdf: torch.Tensor, guide: torch.Tensor, u: torch.Tensor,
+                   out: torch.Tensor) -> None:
+        """out[i] = searchsorted(cdf, u[i], right=True) clamped to len(cdf) - 1, for float64
+        cdf (n,) and u, int64 guide (K,) = searchsorted(cdf, arange(K) / K, right=True)."""
+        self._lib.sample_cdf(cdf.data_ptr(), cdf.shape[0], guide.data_ptr(), guide.shape[0],
+                             u.data_ptr(), u.numel(), out.data_ptr())
+
+    def log_q_columns(self, out: torch.Tensor, cols: torch.Tensor, m: int,
+                      log_support: torch.Tensor, alpha: float) -> None:
+        """out (N,) = log_support[cols], times alpha for the columns after the first m."""
+        self._lib.log_q_columns(out.data_ptr(), cols.data_ptr(), cols.shape[0], m,
+                                log_support.data_ptr(), alpha)
+
+
+    def prefetch_rows(self, table: torch.Tensor, idx: torch.Tensor) -> None:
+        """Hint the CPU to start loading rows idx (K,) of a (rows, C) table; returns at once."""
+        self._lib.prefetch_rows(table.data_ptr(), table.shape[1], idx.data_ptr(), idx.shape[0])
 
 
 def kernels() -> Kernels | None:

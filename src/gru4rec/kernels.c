@@ -305,10 +305,3 @@ void log_q_columns(float *out, const int64_t *cols, int64_t n, int64_t m,
         out[k] = k < m ? ls : alpha * ls;
     }
 }
-
-/* Start loading rows idx of a (rows, c) table into the caches and return at once: issued
- * at the start of a step for the optimiser state of the rows that step will update, the
- * loads overlap the forward and backward passes instead of stalling the update. */
-void prefetch_rows(const float *table, int64_t c, const int64_t *idx, int64_t k) {
-    for (int64_t i = 0; i < k; i++) prefetch_row(table + idx[i] * c, c);
-}

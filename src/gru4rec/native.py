@@ -45,7 +45,6 @@ _SIGNATURES = {
                           _F32]),
     "sample_cdf": (None, [_VOID, _I64, _VOID, _I64, _VOID, _I64, _VOID]),
     "log_q_columns": (None, [_VOID, _VOID, _I64, _I64, _VOID, _F32]),
-    "prefetch_rows": (None, [_VOID, _I64, _VOID, _I64]),
 }
 
 _loaded: Kernels | None = None
@@ -177,10 +176,6 @@ class Kernels:
         self._lib.log_q_columns(out.data_ptr(), cols.data_ptr(), cols.shape[0], m,
                                 log_support.data_ptr(), alpha)
 
-
-    def prefetch_rows(self, table: torch.Tensor, idx: torch.Tensor) -> None:
-        """Hint the CPU to start loading rows idx (K,) of a (rows, C) table; returns at once."""
-        self._lib.prefetch_rows(table.data_ptr(), table.shape[1], idx.data_ptr(), idx.shape[0])
 
 
 def kernels() -> Kernels | None:

@@ -104,15 +104,6 @@ class SparseAdagrad:
             self.vel[name].index_put_((rows,), vel)
         self.params[name].index_add_(0, rows, delta)
 
-    def prefetch_rows(self, name: str, idx: torch.Tensor) -> None:
-        """Start loading the optimiser state of rows idx of table ``name`` into the CPU caches
-        (with the compiled kernels; otherwise nothing). Call it well before the update."""
-        if self.native is None:
-            return
-        self.native.prefetch_rows(self.acc[name], idx)
-        if name in self.vel:
-            self.native.prefetch_rows(self.vel[name], idx)
-
     def step_row_grads(self, name: str, parts: RowGrads) -> None:
         """Update table ``name`` from gradient rows that may repeat a table row.
 

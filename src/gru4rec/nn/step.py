@@ -74,8 +74,6 @@ class FastStep:
         net, m = self.net, inp.shape[0]
         n_h = net.layers[-1]
         wyb, i_name = net.params["Wyb"], net.input_table
-        # the row update comes ~1 ms later: let the optimiser state of these rows load meanwhile
-        self.opt.prefetch_rows("Wyb", y)
         oy = wyb.index_select(0, y)  # (N, H+1) output rows of the score columns
         x0 = net.params[i_name].index_select(0, inp)  # (M, 3H_0) or (M, D) input rows
         if i_name == "Wyb":

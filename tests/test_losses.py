@@ -114,7 +114,8 @@ def fused_cross_entropy_loss(scores, batch_size, log_q=None, logq=0.0):
     return _ValueAndGrad.apply(scores, losses.xe_value_and_grad, batch_size, log_q, logq)
 
 
-def fused_bpr_max_loss(scores, batch_size, bpreg, elu_param, mask):
+def fused_bpr_max_loss(scores, batch_size, bpreg, elu_param):
+    mask = negative_mask(*scores.shape, scores.device).to(scores.dtype)
     return _ValueAndGrad.apply(scores, losses.bpr_max_value_and_grad, batch_size, bpreg,
                                elu_param, mask)
 
@@ -194,11 +195,10 @@ def test_bpr_max_known_answer(impl: str) -> None:
     #   reg = 3/4 * log(3)^2
     # row 1: positive 0, negatives [0, 0] -> s = [1/2, 1/2], hit = 1/2, reg = 0
     r = torch.tensor([[0.0, 0.0, math.log(3)], [0.0, 0.0, 0.0]], dtype=torch.float64)
-    mask = negative_mask(2, 3, r.device)
     no_reg = (math.log(16 / 5) + math.log(2)) / 2
-    assert float(loss_fn(r, 2, 0.0, 0.0, mask)) == pytest.approx(no_reg, rel=1e-12)
+    assert float(loss_fn(r, 2, 0.0, 0.0)) == pytest.approx(no_reg, rel=1e-12)
     with_reg = no_reg + 0.75 * math.log(3) ** 2 / 2
-    assert float(loss_fn(r, 2, 1.0, 0.0, mask)) == pytest.approx(with_reg, rel=1e-12)
+    assert float(loss_fn(r, 2, 1.0, 0.0)) == pytest.approx(with_reg, rel=1e-12)
 
 
 @pytest.mark.parametrize("impl", BPR_IMPLS)
@@ -207,9 +207,8 @@ def test_bpr_max_known_answer_elu(impl: str) -> None:
     # ELU(alpha=1) of -log 2 is 1/2 - 1 = -1/2; positive 0 on row 0 (1 x 2 matrix):
     # single negative with s = 1: hit = sigmoid(0 - (-1/2)), reg = 1/4
     r = torch.tensor([[0.0, -math.log(2)]], dtype=torch.float64)
-    mask = negative_mask(1, 2, r.device)
     expected = -math.log(1 / (1 + math.exp(-0.5))) + 2.0 * 0.25
-    assert float(loss_fn(r, 1, 2.0, 1.0, mask)) == pytest.approx(expected, rel=1e-12)
+    assert float(loss_fn(r, 1, 2.0, 1.0)) == pytest.approx(expected, rel=1e-12)
 
 
 def test_negative_mask_excludes_only_the_positive() -> None:
@@ -229,9 +228,8 @@ def test_bpr_max_matches_reference(impl: str, shape: tuple[int, int], bpreg: flo
     loss_fn = IMPLS[impl]
     m, n = shape
     r = random_scores(m, n, seed=100 + m * 10 + n, tie=tie)
-    mask = negative_mask(m, n, torch.device("cpu"))
 
-    value, grad = torch_value_and_grad(lambda s: loss_fn(s, B, bpreg, elu_param, mask), r)
+    value, grad = torch_value_and_grad(lambda s: loss_fn(s, B, bpreg, elu_param), r)
 
     def ref(x: np.ndarray) -> float:
         return ref_bpr_max(x, B, bpreg, elu_param)
@@ -243,12 +241,11 @@ def test_bpr_max_matches_reference(impl: str, shape: tuple[int, int], bpreg: flo
 def test_bpr_max_ignores_the_positive_in_the_negative_softmax() -> None:
     # Raising the positive score may only lower the loss (it is not its own negative).
     r = torch.tensor(random_scores(3, 5, seed=7, tie=False))
-    mask = negative_mask(3, 5, r.device)
     higher = r.clone()
     higher[1, 1] += 5.0
-    assert float(bpr_max_loss(higher, B, 0.0, 0.0, mask)) < float(
-        bpr_max_loss(r, B, 0.0, 0.0, mask))
+    assert float(bpr_max_loss(higher, B, 0.0, 0.0)) < float(
+        bpr_max_loss(r, B, 0.0, 0.0))
     ref_before, ref_after = ref_bpr_max(r.numpy(), B, 0.0, 0.0), ref_bpr_max(
         higher.numpy(), B, 0.0, 0.0)
-    assert float(bpr_max_loss(higher, B, 0.0, 0.0, mask)) - float(
-        bpr_max_loss(r, B, 0.0, 0.0, mask)) == pytest.approx(ref_after - ref_before, rel=1e-10)
+    assert float(bpr_max_loss(higher, B, 0.0, 0.0)) - float(
+        bpr_max_loss(r, B, 0.0, 0.0)) == pytest.approx(ref_after - ref_before, rel=1e-10)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gru4rec.nn.optim import SparseAdagrad, sum_duplicate_rows
+from gru4rec.nn.optim import SparseOptimizer, sum_duplicate_rows
 
 LR = 0.1
 ROW_LISTS = [[3, 1, 3, 0, 3], [5, 5, 2], [1, 4, 1, 1, 6, 0], [3, 1, 3, 0, 3]]
@@ -57,7 +57,7 @@ def test_step_rows_matches_dense_reference(momentum: float) -> None:
     rng = np.random.default_rng(0)
     table0 = rng.normal(size=(8, 3))
     table = torch.tensor(table0, dtype=torch.float64)
-    opt = SparseAdagrad({"W": table}, LR, momentum)
+    opt = SparseOptimizer({"W": table}, LR, momentum)
     ref = DenseReference(table0, LR, momentum)
     for rows_list in ROW_LISTS:
         rows = torch.tensor(rows_list)
@@ -86,7 +86,7 @@ def test_step_dense_matches_dense_reference(momentum: float) -> None:
     rng = np.random.default_rng(1)
     w0 = rng.normal(size=(4, 5))
     w = torch.tensor(w0, dtype=torch.float64)
-    opt = SparseAdagrad({"W": w}, LR, momentum)
+    opt = SparseOptimizer({"W": w}, LR, momentum)
     ref = DenseReference(w0, LR, momentum)
     for _ in range(4):
         g = rng.normal(size=(4, 5))
@@ -99,7 +99,7 @@ def test_step_dense_matches_dense_reference(momentum: float) -> None:
 def test_first_step_known_answer() -> None:
     # first step: acc = g^2, step = -lr g / sqrt(g^2 + 1e-6) ~ -lr sign(g)
     w = torch.zeros(1, 2, dtype=torch.float64)
-    opt = SparseAdagrad({"W": w}, 0.5, 0.0)
+    opt = SparseOptimizer({"W": w}, 0.5, 0.0)
     opt.step_dense("W", torch.tensor([[2.0, -0.001]], dtype=torch.float64))
     expected = [-0.5 * 2 / np.sqrt(4 + 1e-6), 0.5 * 0.001 / np.sqrt(1e-6 + 1e-6)]
     np.testing.assert_allclose(w.numpy()[0], expected, rtol=1e-12)
@@ -109,7 +109,7 @@ def test_momentum_carries_velocity_into_the_next_step() -> None:
     # two identical gradients of 1.0: step1 = -lr/sqrt(1+eps), step2 = -lr/sqrt(2+eps),
     # v2 = m * step1 + step2
     w = torch.zeros(1, 1, dtype=torch.float64)
-    opt = SparseAdagrad({"W": w}, 1.0, 0.5)
+    opt = SparseOptimizer({"W": w}, 1.0, 0.5)
     for _ in range(2):
         opt.step_rows("W", torch.tensor([0]), torch.ones(1, 1, dtype=torch.float64))
     s1, s2 = -1 / np.sqrt(1 + 1e-6), -1 / np.sqrt(2 + 1e-6)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import logging
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,10 +28,16 @@ from typing import Any
 
 from gru4rec.errors import ConfigError
 
-__all__ = ["LOSSES", "GRU4RecConfig", "parse_param_file", "parse_param_string"]
+__all__ = ["ADAPTS", "LOSSES", "GRU4RecConfig", "canonical_activation", "parse_param_file",
+           "parse_param_string"]
 
-LOSSES = ("cross-entropy", "bpr-max")
-_THEANO_ONLY_NAMES = {"adapt": "adagrad", "hidden_act": "tanh"}
+log = logging.getLogger(__name__)
+
+LOSSES = ("cross-entropy", "bpr-max", "top1-max", "top1", "bpr", "xe_logit")
+# optimiser -> default adapt_params (decay factors); "sgd" is the original's adapt=None
+ADAPTS: dict[str, tuple[float, ...]] = {"adagrad": (), "rmsprop": (0.9,), "adam": (0.9, 0.999),
+                                        "adadelta": (0.95,), "sgd": ()}
+_NO_ADAPT = ("None", "none", "sgd", "")
 
 
 @dataclass(frozen=True)
@@ -39,25 +46,43 @@ class GRU4RecConfig:
 
     Attributes:
         layers: units of each GRU layer, e.g. ``(100,)`` or ``(200, 200)``.
-        loss: ``cross-entropy`` (softmax output) or ``bpr-max`` (ELU/linear output).
-        final_act: the output activation; derived from ``loss`` and ``elu_param`` when not
-            given (``softmax`` for cross-entropy, ``elu-X`` or ``linear`` for bpr-max).
-        hidden_act: activation of the GRU candidate state (``tanh``).
-        adapt: optimiser (``adagrad``, with ``momentum``).
+        loss: ``cross-entropy``, ``bpr-max``, ``top1-max``, or the legacy ``top1``, ``bpr``
+            and ``xe_logit``.
+        final_act: the output activation (see :func:`canonical_activation`); when not given
+            it follows the loss: ``softmax`` for cross-entropy, ``softmax_logit`` for
+            xe_logit, else ``elu-X`` with X = elu_param (``linear`` when elu_param is 0).
+        hidden_act: activation of the GRU candidate state (``tanh``, ``linear``, ``relu``,
+            ``leaky-X``, ``elu-X``, ``selu-X-Y``).
+        adapt: optimiser: ``adagrad``, ``rmsprop``, ``adam``, ``adadelta``, or ``sgd``
+            (the original's ``adapt=None``: plain gradient steps).
+        adapt_params: the optimiser's decay factors (rmsprop: decay; adam: beta1, beta2;
+            adadelta: decay); empty = the defaults in :data:`ADAPTS`.
         n_epochs: passes over the training data.
         batch_size: number of session-parallel slots B.
         dropout_p_embed: dropout on the input embedding (no-embedding mode: on the first GRU
             layer's output).
         dropout_p_hidden: dropout on the output of each (other) GRU layer.
-        learning_rate: Adagrad step size.
-        momentum: momentum on the Adagrad step (0 = none).
+        learning_rate: step size of the optimiser.
+        momentum: momentum on the optimiser's step (0 = none).
+        lmbd: L2 regularisation: lmbd * p is added to the gradient of every weight a step
+            updates (item tables: the touched rows).
+        grad_cap: clip the gradients of a step to this global L2 norm (0 = off).
         sample_alpha: extra negatives drawn with probability support**sample_alpha.
         n_sample: number of extra negatives shared by a mini-batch (0 = in-batch only).
         embedding: size of a separate item embedding (0 = none; ``layersize`` = layers[0]).
         constrained_embedding: use the output weights as the input embedding.
         bpreg: score regularisation of bpr-max.
-        elu_param: ELU parameter of the bpr-max output (0 = linear).
-        logq: weight of the logQ correction of cross-entropy (0 = off).
+        elu_param: ELU parameter of the output of bpr-max and the other ranking losses
+            (0 = linear).
+        logq: weight of the logQ correction of the cross-entropy losses (0 = off).
+        smoothing: label smoothing of the cross-entropy losses (0 = off).
+        sigma: initialise weights uniform in +-sigma (0 = the adaptive default
+            sqrt(6 / (fan_in + fan_out))).
+        init_as_normal: draw initial weights from a normal distribution with standard
+            deviation sigma (or the adaptive value) instead of the uniform one.
+        train_random_order: visit the training sessions in a new random order every epoch.
+        time_sort: visit sessions in the order of their first event (else in session-id
+            order); ignored with train_random_order.
     """
 
     layers: tuple[int, ...] = (100,)
@@ -65,12 +90,15 @@ class GRU4RecConfig:
     final_act: str = ""
     hidden_act: str = "tanh"
     adapt: str = "adagrad"
+    adapt_params: tuple[float, ...] = ()
     n_epochs: int = 10
     batch_size: int = 64
     dropout_p_embed: float = 0.0
     dropout_p_hidden: float = 0.0
     learning_rate: float = 0.05
     momentum: float = 0.0
+    lmbd: float = 0.0
+    grad_cap: float = 0.0
     sample_alpha: float = 0.5
     n_sample: int = 2048
     embedding: int = 0
@@ -78,18 +106,35 @@ class GRU4RecConfig:
     bpreg: float = 1.0
     elu_param: float = 0.5
     logq: float = 0.0
+    smoothing: float = 0.0
+    sigma: float = 0.0
+    init_as_normal: bool = False
+    train_random_order: bool = False
+    time_sort: bool = True
     _given: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.final_act:  # Theano spelling: final_act=elu-X means elu_param=X
-            try:
-                object.__setattr__(self, "elu_param", _elu_of(self.final_act, self.loss,
-                                                              self.elu_param))
-            except ConfigError as exc:
-                problems.append(str(exc))
+        problems: list[str] = []
+        _normalise(self, "hidden_act", final=False, problems=problems)
+        if self.final_act:
+            if _normalise(self, "final_act", final=True, problems=problems):
+                if self.final_act.startswith("elu-"):  # final_act=elu-X: elu_param=X
+                    object.__setattr__(self, "elu_param", float(self.final_act[4:]))
+                elif self.final_act == "linear":  # and linear is elu_param=0
+                    object.__setattr__(self, "elu_param", 0.0)
+        else:
+            object.__setattr__(self, "final_act", _default_final_act(self.loss,
+                                                                     self.elu_param))
+        if self.adapt in _NO_ADAPT:
+            object.__setattr__(self, "adapt", "sgd")
+        if not self.adapt_params and self.adapt in ADAPTS:
+            object.__setattr__(self, "adapt_params", ADAPTS[self.adapt])
         _raise_if(problems + _problems(self))
-        object.__setattr__(self, "final_act", _default_final_act(self.loss, self.elu_param))
+        usual = _usual_final_act(self.loss, self.final_act)
+        if usual:
+            log.warning("final_act=%s with loss=%s is an unusual pairing (it runs as the "
+                        "original did); the usual output is %s", self.final_act, self.loss,
+                        usual)
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -106,6 +151,8 @@ class GRU4RecConfig:
         values, problems = _convert_all(params)
         if "final_act" not in values and ("loss" in values or "elu_param" in values):
             values["final_act"] = ""  # re-derived from the (new) loss / elu_param
+        if "adapt" in values and "adapt_params" not in values:
+            values["adapt_params"] = ()  # the new optimiser's defaults
         given = tuple(dict.fromkeys((*self._given, *params)))
         cfg = self
         try:
@@ -144,25 +191,56 @@ def _raise_if(problems: list[str]) -> None:
         raise exc
 
 
+def canonical_activation(spec: str, *, final: bool) -> str:
+    """The normalised spelling of an activation (``elu-0.50`` -> ``elu-0.5``).
+
+    Valid: ``linear``, ``relu``, ``tanh``, ``leaky-X``, ``elu-X``, ``selu-X-Y`` and, for the
+    output (``final``), ``softmax`` and ``softmax_logit``. Raises ValueError otherwise.
+    """
+    name, *args = spec.strip().split("-")
+    if not args and (name in _PLAIN_ACTS or (final and name in _FINAL_ONLY_ACTS)):
+        return name
+    if name in _PARAM_ACTS and len(args) == _PARAM_ACTS[name]:
+        try:
+            return "-".join([name, *(repr(float(a)) for a in args)])
+        except ValueError:
+            pass
+    forms = [*(_FINAL_ONLY_ACTS if final else ()), *_PLAIN_ACTS, "leaky-X", "elu-X",
+             "selu-X-Y"]
+    raise ValueError(f"unknown activation {spec!r}; use one of {', '.join(forms)}")
+
+
+_PLAIN_ACTS = ("linear", "relu", "tanh")
+_FINAL_ONLY_ACTS = ("softmax", "softmax_logit")
+_PARAM_ACTS = {"leaky": 1, "elu": 1, "selu": 2}
+
+
+def _normalise(cfg: GRU4RecConfig, name: str, *, final: bool, problems: list[str]) -> bool:
+    """Canonicalise the activation field ``name`` in place; False (and a problem) if bad."""
+    try:
+        object.__setattr__(cfg, name, canonical_activation(getattr(cfg, name), final=final))
+        return True
+    except ValueError as exc:
+        problems.append(f"{name}: {exc}")
+        return False
+
+
 def _default_final_act(loss: str, elu_param: float) -> str:
     if loss == "cross-entropy":
         return "softmax"
-    return f"elu-{elu_param!r}" if elu_param > 0 else "linear"  # repr: exact round trip
+    if loss == "xe_logit":
+        return "softmax_logit"
+    return f"elu-{float(elu_param)!r}" if elu_param > 0 else "linear"  # repr: exact round trip
 
 
-def _elu_of(act: str, loss: str, elu_param: float) -> float:
-    """The elu_param that final_act ``act`` means for ``loss``; ConfigError if unsupported."""
-    if loss == "cross-entropy" and act == "softmax":
-        return elu_param
-    if loss == "bpr-max" and act == "linear":
-        return 0.0
-    if loss == "bpr-max" and act.startswith("elu-"):
-        try:
-            return float(act[4:])
-        except ValueError:
-            pass
-    usual = "softmax" if loss == "cross-entropy" else "elu-X or linear"
-    raise ConfigError(f"final_act={act} is not supported with loss={loss}; use {usual}")
+def _usual_final_act(loss: str, act: str) -> str:
+    """"" when ``act`` is a usual output activation for ``loss``, else the usual one(s)."""
+    if loss in ("cross-entropy", "xe_logit"):
+        usual = _default_final_act(loss, 0.0)
+        return "" if act == usual else f"final_act={usual}"
+    if loss in LOSSES and act in _FINAL_ONLY_ACTS:
+        return "final_act=linear or elu-X (scores, not probabilities)"
+    return ""
 
 
 def _problems(cfg: GRU4RecConfig) -> list[str]:
@@ -172,9 +250,13 @@ def _problems(cfg: GRU4RecConfig) -> list[str]:
         p.append(f"layers must be positive unit counts, got {list(cfg.layers)}")
     if cfg.loss not in LOSSES:
         p.append(f"loss must be one of {', '.join(LOSSES)}; got {cfg.loss!r}")
-    for name, allowed in _THEANO_ONLY_NAMES.items():
-        if getattr(cfg, name) != allowed:
-            p.append(f"{name}={getattr(cfg, name)} is not supported; use {allowed}")
+    if cfg.adapt not in ADAPTS:
+        p.append(f"adapt must be one of {', '.join(ADAPTS)} (or None); got {cfg.adapt!r}")
+    elif len(cfg.adapt_params) != len(ADAPTS[cfg.adapt]):
+        p.append(f"adapt={cfg.adapt} takes {len(ADAPTS[cfg.adapt])} adapt_params, got "
+                 f"{list(cfg.adapt_params)}")
+    elif any(not 0.0 <= a < 1.0 for a in cfg.adapt_params):
+        p.append(f"adapt_params are decay factors in [0, 1), got {list(cfg.adapt_params)}")
     for name in ("n_epochs", "batch_size"):
         if getattr(cfg, name) < 1:
             p.append(f"{name} must be >= 1, got {getattr(cfg, name)}")
@@ -184,15 +266,20 @@ def _problems(cfg: GRU4RecConfig) -> list[str]:
     for name in ("learning_rate",):
         if not getattr(cfg, name) > 0:
             p.append(f"{name} must be > 0, got {getattr(cfg, name)}")
-    for name in ("momentum", "sample_alpha", "bpreg", "elu_param", "logq", "n_sample"):
+    for name in ("momentum", "sample_alpha", "bpreg", "elu_param", "logq", "n_sample", "lmbd",
+                 "grad_cap", "sigma"):
         if getattr(cfg, name) < 0:
             p.append(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if cfg.momentum >= 1:
         p.append(f"momentum must be < 1, got {cfg.momentum}")
     if cfg.embedding < 0:
         p.append(f"embedding must be >= 0 (or 'layersize'), got {cfg.embedding}")
-    if cfg.logq > 0 and cfg.loss != "cross-entropy":
-        p.append("logq applies to loss=cross-entropy only; set logq=0")
+    if cfg.logq > 0 and cfg.loss not in ("cross-entropy", "xe_logit"):
+        p.append("logq applies to the cross-entropy losses only; set logq=0")
+    if not 0.0 <= cfg.smoothing < 1.0:
+        p.append(f"smoothing must be in [0, 1), got {cfg.smoothing}")
+    elif cfg.smoothing > 0 and cfg.loss not in ("cross-entropy", "xe_logit"):
+        p.append("smoothing applies to the cross-entropy losses only; set smoothing=0")
     return p
 
 
@@ -228,6 +315,10 @@ def _convert(name: str, raw: Any, layers: Any) -> Any:
     kind = _FIELD_TYPES[name]
     if name == "layers":
         return _to_layers(raw)
+    if name == "adapt" and raw is None:  # adapt=None in the original's parameter files
+        return "sgd"
+    if name == "adapt_params":
+        return _to_floats(raw)
     if name == "embedding" and isinstance(raw, str) and raw.strip() == "layersize":
         return _to_layers(layers)[0] if layers is not None else GRU4RecConfig.layers[0]
     if kind == "bool":
@@ -249,6 +340,16 @@ def _to_layers(raw: Any) -> tuple[int, ...]:
     if not isinstance(raw, list | tuple) or not raw:
         raise TypeError("expected a unit count or a list of them (e.g. 100 or 200/200)")
     return tuple(_to_int(x) for x in raw)
+
+
+def _to_floats(raw: Any) -> tuple[float, ...]:
+    if isinstance(raw, str):
+        raw = [part for part in raw.split("/") if part.strip()]
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        raw = [raw]
+    if not isinstance(raw, list | tuple):
+        raise TypeError("expected a number or a list of numbers (e.g. 0.9/0.999)")
+    return tuple(_to_float(x) for x in raw)
 
 
 def _to_bool(raw: Any) -> bool:

@@ -25,9 +25,9 @@ from gru4rec.data.sessions import SessionData
 from gru4rec.errors import TrainingDivergedError
 from gru4rec.native import kernels
 from gru4rec.nn.cpu_tuning import tune_malloc
-from gru4rec.nn.losses import bpr_max_loss, cross_entropy_loss, negative_mask
+from gru4rec.nn.losses import negative_mask, step_loss
 from gru4rec.nn.network import Network
-from gru4rec.nn.optim import SparseAdagrad
+from gru4rec.nn.optim import SparseOptimizer
 from gru4rec.nn.step import FastStep
 
 __all__ = ["EpochResult", "Trainer"]
@@ -72,8 +72,9 @@ class Trainer:
         seed: seeds dropout (through torch's global generator) and negative sampling.
         sample_store_size: budget of the negative sample store, in item ids.
         sample_store_on_cpu: keep the sample store in RAM instead of on the device.
-        reference: use the plain autograd step (with the plain losses) instead of the
-            hand-written backward: same results, for verification.
+        reference: use the autograd step (with the plain losses), which every configuration
+            runs on, even where the hand-written backward covers it: same results, for
+            verification.
         native: use the compiled CPU kernels (fused loss and optimiser passes) when the
             device is the CPU and they are available; False forces PyTorch ops only.
     """
@@ -91,20 +92,30 @@ class Trainer:
         cfg = self.cfg
         use_native = native and not reference and self.device.type == "cpu"
         self.native = kernels() if use_native else None
-        self.opt = SparseAdagrad(net.params, cfg.learning_rate, cfg.momentum, self.native)
-        min_active = 2 if cfg.n_sample == 0 else 1
-        self.sched = DeviceSchedule(build_schedule(sessions, cfg.batch_size,
-                                                    min_active=min_active), self.device)
+        self.opt = SparseOptimizer.from_config(net.params, cfg, self.native)
+        self.sessions = sessions
+        self._order_rng = np.random.default_rng(seed)  # train_random_order
+        self.sched = self._schedule()
         self.store = self._make_store(support, seed, sample_store_size, sample_store_on_cpu)
         self.log_support = torch.as_tensor(np.log(np.maximum(support, 1)), dtype=torch.float32,
                                            device=self.device)
         self._masks: dict[int, torch.Tensor] = {}
         self._log_q_buf = torch.empty(cfg.batch_size + cfg.n_sample)
         self._ones = torch.ones(cfg.batch_size, 1, device=self.device)
-        self.reference = reference
+        # the hand-written step covers the usual configurations; autograd does the rest
+        self.generic = reference or not FastStep.supports(cfg)
         self._fast = FastStep(net, self.opt, self.native)
         for name in net.dense:
-            net.params[name].requires_grad_(reference)
+            net.params[name].requires_grad_(self.generic)
+
+    def _schedule(self) -> DeviceSchedule:
+        """The epoch's schedule: sessions in their given order, or shuffled every epoch."""
+        cfg = self.cfg
+        order = self._order_rng.permutation(self.sessions.n_sessions) \
+            if cfg.train_random_order else None
+        return DeviceSchedule(build_schedule(self.sessions, cfg.batch_size, order=order,
+                                             min_active=2 if cfg.n_sample == 0 else 1),
+                              self.device)
 
     def _make_store(self, support: np.ndarray, seed: int, size: int,
                     on_cpu: bool) -> SampleStore | None:
@@ -119,10 +130,12 @@ class Trainer:
     def run_epoch(self, progress: ProgressFn | None = None) -> EpochResult:
         """Train one epoch; raises TrainingDivergedError on a NaN/inf loss."""
         self.epoch += 1
+        if self.cfg.train_random_order and self.epoch > 1:
+            self.sched = self._schedule()
         s, start = self.sched, time.perf_counter()
         state = self.net.zero_state(s.first_size)
         total = torch.zeros((), device=self.device)  # loss * M summed on the device: no sync
-        step = self._step if self.reference else self._fast
+        step = self._step if self.generic else self._fast
         for t in range(s.n_steps):
             state = s.carry_state(t, state)
             inp, tgt = s.step(t)
@@ -159,15 +172,14 @@ class Trainer:
     def _loss_inputs(self, y: torch.Tensor, m: int
                      ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """log Q of the N score columns (cross-entropy with logq) and the (M, N) negative
-        mask (bpr-max) of a step with M targets; None where the loss does not use them."""
+        mask (bpr-max, hand-written step on PyTorch ops) of a step with M targets; None
+        where the step does not use them."""
         cfg = self.cfg
-        if cfg.loss == "bpr-max":
-            if self.native is not None:  # the kernel skips the positive column itself
-                return None, None
+        if cfg.loss == "bpr-max" and not self.generic and self.native is None:
             if m not in self._masks:
                 self._masks[m] = negative_mask(m, y.shape[0], self.device)
             return None, self._masks[m]
-        if cfg.logq <= 0:
+        if cfg.logq <= 0 or cfg.loss not in ("cross-entropy", "xe_logit"):
             return None, None
         if self.native is not None:  # one pass instead of gather, slices, multiply, cat
             out = self._log_q_buf[: y.shape[0]]
@@ -179,8 +191,9 @@ class Trainer:
     def _step(self, inp: torch.Tensor, y: torch.Tensor, state: list[torch.Tensor],
               log_q: torch.Tensor | None,
               mask: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Reference step with autograd and the plain losses: inp (M,), y (N,) score columns
-        (targets, then samples), state list of (M, H_i)."""
+        """Autograd step for any configuration: inp (M,), y (N,) score columns (targets, then
+        samples), state list of (M, H_i); ``mask`` is unused (the plain losses find the
+        positives themselves)."""
         net, cfg, m = self.net, self.cfg, inp.shape[0]
         n_h = net.layers[-1]
         shared = net.mode == "shared"
@@ -198,20 +211,17 @@ class Trainer:
         oy = o_leaf.index_select(0, y_inv)
         h_aug = torch.cat([state[-1], self._ones[:m]], 1)  # [h, 1] @ [Wy, by]^T
         scores = h_aug @ oy.t()  # (M, N)
-        if cfg.loss == "cross-entropy":
-            loss = cross_entropy_loss(scores, cfg.batch_size, log_q, cfg.logq)
-        else:
-            loss = bpr_max_loss(scores, cfg.batch_size, cfg.bpreg, cfg.elu_param, mask)
+        loss = step_loss(scores, cfg, log_q)
         loss.backward()
         self._update(leaves)
         return loss.detach(), [h.detach() for h in state]
 
     @torch.no_grad()
     def _update(self, leaves: list[tuple[str, torch.Tensor, torch.Tensor]]) -> None:
+        dense = {}
         for name in self.net.dense:
             p = self.net.params[name]
             if p.grad is not None:
-                self.opt.step_dense(name, p.grad)
-                p.grad = None
-        for name, rows, leaf in leaves:
-            self.opt.step_rows(name, rows, leaf.grad)
+                dense[name], p.grad = p.grad, None
+        self.opt.step(dense, {name: (rows, leaf.grad) for name, rows, leaf in leaves
+                              if leaf.grad is not None})

@@ -4,6 +4,11 @@ R is the (M, M + n_sample) score matrix of a mini-batch: column j < M is the tar
 (the other rows' targets are its in-batch negatives), columns >= M are the shared extra
 negatives. The positive score of row j is R[j, j]. Every loss returns the SUM over rows
 divided by the configured batch size B (not by M).
+
+:func:`step_loss` is the general form used by the autograd training step: the logQ shift,
+the final activation, then any of the six losses. :func:`cross_entropy_loss` and
+:func:`bpr_max_loss` are its two common cases; the fused ``*_value_and_grad`` versions
+below compute those two with their gradient in one pass for the fast step.
 """
 
 from __future__ import annotations
@@ -11,12 +16,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gru4rec.config import GRU4RecConfig
+from gru4rec.nn.activations import activation
+
 __all__ = [
     "bpr_max_loss",
     "cross_entropy_loss",
     "bpr_max_value_and_grad",
     "xe_value_and_grad",
     "negative_mask",
+    "row_losses",
+    "step_loss",
 ]
 
 EPS = 1e-24
@@ -27,6 +37,74 @@ def negative_mask(m: int, n_cols: int, device: torch.device) -> torch.Tensor:
     mask = torch.ones(m, n_cols, device=device)
     mask[:, :m].fill_diagonal_(0.0)
     return mask
+
+
+def _positives(x: torch.Tensor) -> torch.Tensor:
+    """(M, 1) the score of each row's positive column (column j of row j)."""
+    return x.diagonal().unsqueeze(1)
+
+
+def _softmax_negatives(x: torch.Tensor) -> torch.Tensor:
+    """Softmax of each row over its negatives: the positive column gets weight exactly 0."""
+    m = x.shape[0]
+    is_pos = torch.zeros_like(x, dtype=torch.bool)
+    is_pos[:, :m].fill_diagonal_(True)
+    return torch.softmax(x.masked_fill(is_pos, float("-inf")), dim=1)
+
+
+def _targets(x: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Label-smoothed target distribution: 1 - eps + eps/N on the positive, eps/N elsewhere."""
+    t = torch.full_like(x, smoothing / x.shape[1])
+    t[:, : x.shape[0]].diagonal().add_(1.0 - smoothing)
+    return t
+
+
+def row_losses(loss: str, x: torch.Tensor, *, bpreg: float = 0.0,
+               smoothing: float = 0.0) -> torch.Tensor:
+    """Per-row losses (M,) of the activated (M, N) score matrix x (ALGORITHM §5).
+
+    ``cross-entropy`` reads x as probabilities (final activation softmax), ``xe_logit`` as
+    logits (softmax_logit); both take the label ``smoothing``. ``bpr-max`` takes ``bpreg``.
+    """
+    pos = _positives(x)
+    if loss == "cross-entropy":
+        if smoothing > 0:
+            return -(_targets(x, smoothing) * torch.log(x + EPS)).sum(dim=1)
+        return -torch.log(pos.squeeze(1) + EPS)
+    if loss == "xe_logit":
+        log_p = torch.log_softmax(x, dim=1)
+        if smoothing > 0:
+            return -(_targets(x, smoothing) * log_p).sum(dim=1)
+        return -log_p.diagonal()
+    if loss == "bpr-max":
+        s = _softmax_negatives(x)
+        hit = (s * torch.sigmoid(pos - x)).sum(dim=1)
+        reg = (s * x.square()).sum(dim=1)
+        return -torch.log(hit + EPS) + bpreg * reg
+    if loss == "top1-max":
+        s = _softmax_negatives(x)
+        return (s * (torch.sigmoid(x - pos) + torch.sigmoid(x.square()))).sum(dim=1)
+    if loss == "top1":
+        n = x.shape[1]
+        return ((torch.sigmoid(x - pos) + torch.sigmoid(x.square())).mean(dim=1)
+                - torch.sigmoid(pos.squeeze(1).square()) / n)
+    if loss == "bpr":
+        return -F.logsigmoid(pos - x).sum(dim=1)
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def step_loss(scores: torch.Tensor, cfg: GRU4RecConfig, log_q: torch.Tensor | None = None
+              ) -> torch.Tensor:
+    """The loss of one mini-batch from raw (M, N) scores, for any configuration.
+
+    Cross-entropy losses first subtract ``logq * log_q`` (log_q: (N,) log sampling weight of
+    each column); then the final activation; then the loss, summed over rows / batch_size.
+    """
+    if cfg.logq > 0 and log_q is not None and cfg.loss in ("cross-entropy", "xe_logit"):
+        scores = scores - cfg.logq * log_q
+    x = activation(cfg.final_act)(scores)
+    return row_losses(cfg.loss, x, bpreg=cfg.bpreg, smoothing=cfg.smoothing).sum() \
+        / cfg.batch_size
 
 
 def cross_entropy_loss(scores: torch.Tensor, batch_size: int,
@@ -44,14 +122,14 @@ def cross_entropy_loss(scores: torch.Tensor, batch_size: int,
     """
     if logq > 0 and log_q is not None:
         scores = scores - logq * log_q
-    m = scores.shape[0]
-    pos = scores.diagonal()  # (M,) view of R[j, j]
-    p_pos = torch.exp(pos - torch.logsumexp(scores, dim=1))  # softmax(R_j)[j]
-    return -torch.log(p_pos + EPS).sum() / batch_size if m else scores.sum() * 0
+    if scores.shape[0] == 0:
+        return scores.sum() * 0
+    p_pos = torch.exp(scores.diagonal() - torch.logsumexp(scores, dim=1))  # softmax(R_j)[j]
+    return -torch.log(p_pos + EPS).sum() / batch_size
 
 
-def bpr_max_loss(scores: torch.Tensor, batch_size: int, bpreg: float, elu_param: float,
-                 mask: torch.Tensor) -> torch.Tensor:
+def bpr_max_loss(scores: torch.Tensor, batch_size: int, bpreg: float,
+                 elu_param: float) -> torch.Tensor:
     """BPR-max with score regularisation, after the ELU final activation.
 
     Args:
@@ -59,22 +137,13 @@ def bpr_max_loss(scores: torch.Tensor, batch_size: int, bpreg: float, elu_param:
         batch_size: the configured B.
         bpreg: weight of sum_k s_jk R_jk^2.
         elu_param: ELU alpha of the final activation (0 = linear).
-        mask: (M, N) from ``negative_mask``: excludes each row's positive column.
     Returns:
         scalar: sum_j [-log(sum_k s_jk sigmoid(r_j - R_jk) + 1e-24)
                        + bpreg sum_k s_jk R_jk^2] / B,
         with s_j the softmax of row j over its negatives only.
     """
-    if elu_param > 0:
-        scores = F.elu(scores, alpha=elu_param)
-    e = torch.exp(scores - scores.amax(dim=1, keepdim=True)) * mask
-    s = e / e.sum(dim=1, keepdim=True)  # softmax over negatives, positive weight 0
-    pos = scores.diagonal().unsqueeze(1)  # (M, 1)
-    hit = (s * torch.sigmoid(pos - scores)).sum(dim=1)
-    loss = -torch.log(hit + EPS)
-    if bpreg > 0:
-        loss = loss + bpreg * (s * scores.square()).sum(dim=1)
-    return loss.sum() / batch_size
+    x = F.elu(scores, alpha=elu_param) if elu_param > 0 else scores
+    return row_losses("bpr-max", x, bpreg=bpreg).sum() / batch_size
 
 
 # ----------------------------------------------------------------------------- fused

@@ -11,28 +11,35 @@ Parameters (names in ``Network.params``):
              for every GRU layer i. Gate blocks are ordered [candidate, reset, update].
 
 The GRU cell is the original one: the reset gate multiplies h BEFORE the recurrent product,
-h~ = tanh(x Wh_x + (r * h) Wh + b_h), h' = (1 - z) h + z h~.
+h~ = act(x Wh_x + (r * h) Wh + b_h), h' = (1 - z) h + z h~ (act = ``hidden_act``, tanh by
+default).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from gru4rec.config import GRU4RecConfig
+from gru4rec.nn.activations import activation
 
 __all__ = ["Network"]
 
 
-def _uniform_blocks(shape: tuple[int, int], n_blocks: int, generator: torch.Generator,
-                    device: torch.device) -> torch.Tensor:
-    """(rows, n_blocks * cols) matrix, each block uniform in +-sqrt(6 / (rows + cols))."""
+def _init_blocks(shape: tuple[int, int], n_blocks: int, generator: torch.Generator,
+                 device: torch.device, config: GRU4RecConfig) -> torch.Tensor:
+    """(rows, n_blocks * cols) matrix; each block uniform in +-s (normal with std s when
+    ``init_as_normal``), s = ``sigma`` or, when that is 0, sqrt(6 / (rows + cols))."""
     rows, total = shape
     cols = total // n_blocks
-    bound = math.sqrt(6.0 / (rows + cols))
-    w = torch.rand(rows, total, generator=generator, dtype=torch.float32) * (2 * bound) - bound
+    s = config.sigma if config.sigma > 0 else math.sqrt(6.0 / (rows + cols))
+    if config.init_as_normal:
+        w = torch.randn(rows, total, generator=generator, dtype=torch.float32) * s
+    else:
+        w = torch.rand(rows, total, generator=generator, dtype=torch.float32) * (2 * s) - s
     return w.to(device)
 
 
@@ -45,24 +52,26 @@ class Network:
         self.layers = list(config.layers)
         self.mode = ("shared" if config.constrained_embedding
                      else "separate" if config.embedding > 0 else "onehot")
+        self.hidden_act = activation(config.hidden_act)
 
     @classmethod
     def initialize(cls, n_items: int, config: GRU4RecConfig, generator: torch.Generator,
                    device: torch.device) -> Network:
-        """Fresh parameters: block-wise uniform Glorot weights, zero biases (ALGORITHM §3)."""
+        """Fresh parameters: block-wise uniform Glorot weights (or as ``sigma`` and
+        ``init_as_normal`` say), zero biases (ALGORITHM §3)."""
         layers = list(config.layers)
         net = cls({}, config)
         p: dict[str, torch.Tensor] = {}
-        wy = _uniform_blocks((n_items, layers[-1]), 1, generator, device)
+        wy = _init_blocks((n_items, layers[-1]), 1, generator, device, config)
         p["Wyb"] = torch.cat([wy, torch.zeros(n_items, 1, device=device)], 1)
         if net.mode == "separate":
-            p["E"] = _uniform_blocks((n_items, config.embedding), 1, generator, device)
+            p["E"] = _init_blocks((n_items, config.embedding), 1, generator, device, config)
         n_in = {"onehot": n_items, "separate": config.embedding, "shared": layers[-1]}[net.mode]
         for i, h in enumerate(layers):
             fan_in = n_in if i == 0 else layers[i - 1]
-            p[f"Wx{i}"] = _uniform_blocks((fan_in, 3 * h), 3, generator, device)
-            p[f"Wrz{i}"] = _uniform_blocks((h, 2 * h), 2, generator, device)
-            p[f"Wh{i}"] = _uniform_blocks((h, h), 1, generator, device)
+            p[f"Wx{i}"] = _init_blocks((fan_in, 3 * h), 3, generator, device, config)
+            p[f"Wrz{i}"] = _init_blocks((h, 2 * h), 2, generator, device, config)
+            p[f"Wh{i}"] = _init_blocks((h, h), 1, generator, device, config)
             p[f"b{i}"] = torch.zeros(3 * h, device=device)
         net.params = p
         return net
@@ -121,7 +130,7 @@ class Network:
                 if i == 0:
                     x = F.dropout(x, cfg.dropout_p_embed, training)
                 vx = torch.addmm(p[f"b{i}"], x, p[f"Wx{i}"])  # (M, 3H)
-            h = self._gru_cell(vx, h_prev, p[f"Wrz{i}"], p[f"Wh{i}"])
+            h = self._gru_cell(vx, h_prev, p[f"Wrz{i}"], p[f"Wh{i}"], self.hidden_act)
             drop = cfg.dropout_p_embed if (i == 0 and self.mode == "onehot") \
                 else cfg.dropout_p_hidden
             x = F.dropout(h, drop, training)
@@ -129,13 +138,13 @@ class Network:
         return new
 
     @staticmethod
-    def _gru_cell(vx: torch.Tensor, h: torch.Tensor, wrz: torch.Tensor,
-                  wh: torch.Tensor) -> torch.Tensor:
+    def _gru_cell(vx: torch.Tensor, h: torch.Tensor, wrz: torch.Tensor, wh: torch.Tensor,
+                  act: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """vx: (M, 3H) input part [candidate, reset, update]; h: (M, H) -> (M, H)."""
         n = h.shape[1]
         rz = torch.sigmoid(vx[:, n:] + h @ wrz)  # (M, 2H)
         r, z = rz[:, :n], rz[:, n:]
-        cand = torch.tanh(torch.addmm(vx[:, :n], r * h, wh))
+        cand = act(torch.addmm(vx[:, :n], r * h, wh))
         return torch.lerp(h, cand, z)  # (1 - z) h + z cand
 
     def score_all(self, h: torch.Tensor) -> torch.Tensor:

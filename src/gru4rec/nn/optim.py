@@ -1,25 +1,37 @@
-"""Adagrad with momentum, row-sparse for item tables (ALGORITHM §6).
+"""The optimisers of GRU4Rec, row-sparse for item tables (ALGORITHM §6).
 
-For every parameter p with gradient g:
-    acc += g^2;  step = -lr * g / sqrt(acc + 1e-6);  v = m * v + step;  p += v  (m > 0)
-                                                                    else p += step
+For every parameter p with gradient g (``eps`` = 1e-6, ``lr`` the learning rate):
+    adagrad   acc += g^2;                        step = -lr g / sqrt(acc + eps)
+    rmsprop   acc = d acc + (1 - d) g^2;         step = -lr g / sqrt(acc + eps)
+    adam      m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  t += 1;
+              step = -lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+    adadelta  acc = d acc + (1 - d) g^2;  u = g sqrt(acc_u + eps) / sqrt(acc + eps);
+              acc_u = d acc_u + (1 - d) u^2;     step = -lr u
+    sgd       step = -lr g                       (the original's adapt=None)
+then, with momentum m > 0: v = m v + step; p += v; else p += step.
+(d, b1, b2 are the ``adapt_params``.) :meth:`SparseOptimizer.step` first adds ``lmbd * p``
+to every gradient (L2) and then scales all gradients of the step together so that their
+global L2 norm is at most ``grad_cap``.
+
 For item tables only the rows of the mini-batch are touched: their gradients are summed per
-distinct row first, then accumulator, velocity and weights of those rows are updated.
-On the CPU, when the fused kernels of :mod:`gru4rec.native` are available, the same
-arithmetic runs as one pass per table (no sort for the distinct rows, no temporaries).
+distinct row first, then the state and weights of those rows are updated (Adam counts t per
+row: a row's bias correction follows its own number of updates). On the CPU, when the fused
+kernels of :mod:`gru4rec.native` are available, Adagrad runs as one pass per table.
 """
 
 from __future__ import annotations
 
 import torch
 
+from gru4rec.config import ADAPTS, GRU4RecConfig
 from gru4rec.native import Kernels
 
-__all__ = ["SparseAdagrad", "sum_duplicate_rows"]
-
-RowGrads = list[tuple[torch.Tensor, torch.Tensor]]
+__all__ = ["SparseOptimizer", "sum_duplicate_rows"]
 
 EPS = 1e-6
+RowGrads = list[tuple[torch.Tensor, torch.Tensor]]
+_STATE = {"adagrad": ("acc",), "rmsprop": ("acc",), "adam": ("acc", "acc2", "count"),
+          "adadelta": ("acc", "acc2"), "sgd": ()}
 
 
 def sum_duplicate_rows(rows: torch.Tensor,
@@ -30,62 +42,154 @@ def sum_duplicate_rows(rows: torch.Tensor,
     return uniq, summed.index_add_(0, inv, grads)
 
 
-class SparseAdagrad:
-    """Adagrad + momentum over dense tensors and row-sparse item tables.
+class SparseOptimizer:
+    """One of the original's optimisers, with momentum, over dense tensors and row-sparse
+    item tables.
 
     Args:
-        params: name -> tensor (updated in place); item tables are updated with
-            :meth:`step_rows`, the others with :meth:`step_dense_all`.
+        params: name -> tensor (updated in place). Item tables are updated with
+            :meth:`step_rows` / :meth:`step_row_grads`, the others with
+            :meth:`step_dense_all`; :meth:`step` does both for one mini-batch.
         learning_rate, momentum: as in the config.
-        native: the compiled CPU kernels to use (all tensors must then be contiguous CPU
-            float32), or None for the PyTorch implementation.
+        native: the compiled CPU kernels to use for Adagrad (all tensors must then be
+            contiguous CPU float32), or None for the PyTorch implementation.
+        adapt, adapt_params, lmbd, grad_cap: as in the config (adapt_params empty = the
+            defaults of :data:`gru4rec.config.ADAPTS`).
     """
 
     def __init__(self, params: dict[str, torch.Tensor], learning_rate: float,
-                 momentum: float, native: Kernels | None = None) -> None:
+                 momentum: float, native: Kernels | None = None, *, adapt: str = "adagrad",
+                 adapt_params: tuple[float, ...] = (), lmbd: float = 0.0,
+                 grad_cap: float = 0.0) -> None:
         self.params = params
         self.lr = learning_rate
         self.momentum = momentum
-        self.acc = {n: torch.zeros_like(p) for n, p in params.items()}
-        self.vel = {n: torch.zeros_like(p) for n, p in params.items()} if momentum > 0 else {}
-        self.native = native
+        self.adapt = adapt
+        self.decay = tuple(adapt_params) or ADAPTS[adapt]
+        self.lmbd, self.grad_cap = lmbd, grad_cap
+        self.state: dict[str, dict[str, torch.Tensor]] = {}
+        for name, p in params.items():
+            st = {k: torch.zeros_like(p) for k in _STATE[adapt] if k != "count"}
+            if "count" in _STATE[adapt]:  # Adam's t: per row of a 2-d table, else one
+                st["count"] = torch.zeros(p.shape[0] if p.dim() == 2 else 1,
+                                          device=p.device)
+            if momentum > 0:
+                st["vel"] = torch.zeros_like(p)
+            self.state[name] = st
+        self.native = native if adapt == "adagrad" else None
         self._scratch: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
-    def _delta(self, g: torch.Tensor, acc: torch.Tensor,
-               vel: torch.Tensor | None) -> torch.Tensor:
-        """Update acc (and vel) in place; return the change to add to the parameter."""
-        acc.addcmul_(g, g)
-        step = g.div_(acc.add(EPS).sqrt_()).mul_(-self.lr)  # g is consumed: saves a buffer
-        if vel is None:
+    @classmethod
+    def from_config(cls, params: dict[str, torch.Tensor], cfg: GRU4RecConfig,
+                    native: Kernels | None = None) -> SparseOptimizer:
+        """The optimiser a config asks for."""
+        return cls(params, cfg.learning_rate, cfg.momentum, native, adapt=cfg.adapt,
+                   adapt_params=cfg.adapt_params, lmbd=cfg.lmbd, grad_cap=cfg.grad_cap)
+
+    @property
+    def acc(self) -> dict[str, torch.Tensor]:
+        """The first accumulator of every parameter (Adagrad: the sum of squared grads)."""
+        return {n: st["acc"] for n, st in self.state.items() if "acc" in st}
+
+    @property
+    def vel(self) -> dict[str, torch.Tensor]:
+        """The momentum velocity of every parameter (empty without momentum)."""
+        return {n: st["vel"] for n, st in self.state.items() if "vel" in st}
+
+    # ---------------------------------------------------------------- whole mini-batch
+
+    def step(self, dense: dict[str, torch.Tensor],
+             rows: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Update from one mini-batch's gradients: ``dense`` name -> full gradient, ``rows``
+        name -> (distinct rows (U,), their summed gradients (U, C)). Adds ``lmbd * p``,
+        clips to ``grad_cap``, then updates. Gradients are consumed."""
+        if self.lmbd > 0:
+            for name, g in dense.items():
+                g.add_(self.params[name], alpha=self.lmbd)
+            for name, (idx, g) in rows.items():
+                g.add_(self.params[name].index_select(0, idx), alpha=self.lmbd)
+        if self.grad_cap > 0:
+            grads = [*dense.values(), *(g for _, g in rows.values())]
+            norm = torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(g) for g in grads]))
+            scale = (self.grad_cap / norm).clamp(max=1.0)  # no host sync: a tensor scale
+            for g in grads:
+                g.mul_(scale)
+        for name, (idx, g) in rows.items():
+            self.step_rows(name, idx, g)
+        if dense:
+            self.step_dense_all(list(dense), list(dense.values()))
+
+    # ---------------------------------------------------------------- primitives
+
+    def _delta(self, g: torch.Tensor, st: dict[str, torch.Tensor],
+               count: torch.Tensor | None) -> torch.Tensor:
+        """Update the state tensors (rows or whole) in place; return the change to add to
+        the parameter. g is consumed. count: Adam's t of each row (already incremented)."""
+        a = self.adapt
+        if a == "adagrad":
+            st["acc"].addcmul_(g, g)
+            step = g.div_(st["acc"].add(EPS).sqrt_())
+        elif a == "rmsprop":
+            d = self.decay[0]
+            st["acc"].mul_(d).addcmul_(g, g, value=1 - d)
+            step = g.div_(st["acc"].add(EPS).sqrt_())
+        elif a == "adam":
+            b1, b2 = self.decay
+            st["acc"].mul_(b1).add_(g, alpha=1 - b1)
+            st["acc2"].mul_(b2).addcmul_(g, g, value=1 - b2)
+            assert count is not None
+            m_hat = st["acc"] / (1 - b1 ** count)
+            v_hat = st["acc2"] / (1 - b2 ** count)
+            step = m_hat.div_(v_hat.sqrt_().add_(EPS))
+        elif a == "adadelta":
+            d = self.decay[0]
+            st["acc"].mul_(d).addcmul_(g, g, value=1 - d)
+            step = g.mul_(st["acc2"].add(EPS).sqrt_()).div_(st["acc"].add(EPS).sqrt_())
+            st["acc2"].mul_(d).addcmul_(step, step, value=1 - d)
+        else:  # sgd
+            step = g
+        step = step.mul_(-self.lr)
+        if "vel" not in st:
             return step
-        return vel.mul_(self.momentum).add_(step)
+        return st["vel"].mul_(self.momentum).add_(step)
 
     def step_dense(self, name: str, grad: torch.Tensor) -> None:
         """Full update of a dense parameter with its gradient (consumed)."""
         self.step_dense_all([name], [grad])
 
     def step_dense_all(self, names: list[str], grads: list[torch.Tensor]) -> None:
-        """Full update of several dense parameters (grads consumed).
-
-        The arithmetic of :meth:`_delta`, as multi-tensor ops: a handful of kernel launches
-        for all dense weights instead of ~8 per weight.
-        """
+        """Full update of several dense parameters (grads consumed; no lmbd/grad_cap)."""
         if not names:
             return
         if self.native is not None:  # one fused pass per tensor instead of 8 foreach ops
             for name, g in zip(names, grads, strict=True):
-                self.native.adagrad_dense(self.params[name], self.acc[name],
-                                          self.vel.get(name), g.contiguous(), self.lr,
-                                          self.momentum, EPS)
+                st = self.state[name]
+                self.native.adagrad_dense(self.params[name], st["acc"], st.get("vel"),
+                                          g.contiguous(), self.lr, self.momentum, EPS)
             return
-        acc = [self.acc[n] for n in names]
+        if self.adapt == "adagrad":
+            self._adagrad_foreach(names, grads)
+            return
+        for name, g in zip(names, grads, strict=True):
+            st, p = self.state[name], self.params[name]
+            count = None
+            if "count" in st:
+                count = st["count"].add_(1)
+                count = count.unsqueeze(1) if p.dim() == 2 else count
+            p.add_(self._delta(g, st, count))
+
+    def _adagrad_foreach(self, names: list[str], grads: list[torch.Tensor]) -> None:
+        """Adagrad of :meth:`_delta` as multi-tensor ops: a handful of kernel launches for
+        all dense weights instead of ~8 per weight."""
+        acc = [self.state[n]["acc"] for n in names]
         torch._foreach_addcmul_(acc, grads, grads)
         denom = torch._foreach_add(acc, EPS)
         torch._foreach_sqrt_(denom)
         torch._foreach_div_(grads, denom)
         torch._foreach_mul_(grads, -self.lr)
         if self.momentum > 0:
-            vel = [self.vel[n] for n in names]
+            vel = [self.state[n]["vel"] for n in names]
             torch._foreach_mul_(vel, self.momentum)
             torch._foreach_add_(vel, grads)
             grads = vel
@@ -93,15 +197,18 @@ class SparseAdagrad:
 
     def step_rows(self, name: str, rows: torch.Tensor, grad: torch.Tensor) -> None:
         """Update the DISTINCT ``rows`` (U,) of table ``name`` with their summed (U, C) grads
-        (consumed)."""
-        acc = self.acc[name].index_select(0, rows)
-        vel = self.vel[name].index_select(0, rows) if self.momentum > 0 else None
-        delta = self._delta(grad, acc, vel)
+        (consumed; no lmbd/grad_cap)."""
+        st = self.state[name]
+        sub = {k: v.index_select(0, rows) for k, v in st.items() if k != "count"}
+        count = None
+        if "count" in st:
+            st["count"].index_add_(0, rows, torch.ones_like(rows, dtype=st["count"].dtype))
+            count = st["count"].index_select(0, rows).unsqueeze(1)
+        delta = self._delta(grad, sub, count)
         # index_put_ / index_add_ are the cheapest row writes on CPU; p + delta is the same
         # float addition whether done here or after a gather
-        self.acc[name].index_put_((rows,), acc)
-        if vel is not None:
-            self.vel[name].index_put_((rows,), vel)
+        for k, v in sub.items():
+            st[k].index_put_((rows,), v)
         self.params[name].index_add_(0, rows, delta)
 
     def step_row_grads(self, name: str, parts: RowGrads) -> None:
@@ -112,22 +219,29 @@ class SparseAdagrad:
         in the order given, before its single update (ALGORITHM §4, §6).
         """
         if self.native is None:
-            c = self.params[name].shape[1]
-            rows, inv = torch.unique(torch.cat([i for i, _ in parts]), return_inverse=True)
-            summed = torch.zeros(rows.shape[0], c, device=rows.device)
-            start = 0
-            for idx, g in parts:
-                summed[:, : g.shape[1]].index_add_(0, inv[start:start + idx.shape[0]], g)
-                start += idx.shape[0]
-            self.step_rows(name, rows, summed)
+            self.step_rows(name, *self.sum_row_grads(name, parts))
             return
         slot, buf, uniq = self._row_scratch(name, sum(i.shape[0] for i, _ in parts))
         u = 0
         for idx, g in parts:
             g = g if g.stride(1) == 1 else g.contiguous()  # rows may be strided, values not
             u = self.native.rows_accumulate(slot, buf, uniq, u, idx.contiguous(), g)
-        self.native.rows_apply(self.params[name], self.acc[name], self.vel.get(name), slot,
-                               buf, uniq, u, self.lr, self.momentum, EPS)
+        st = self.state[name]
+        self.native.rows_apply(self.params[name], st["acc"], st.get("vel"), slot, buf, uniq,
+                               u, self.lr, self.momentum, EPS)
+
+    def sum_row_grads(self, name: str,
+                      parts: RowGrads) -> tuple[torch.Tensor, torch.Tensor]:
+        """(distinct rows (U,), summed gradients (U, C)) of ``parts`` for table ``name``."""
+        c = self.params[name].shape[1]
+        rows, inv = torch.unique(torch.cat([i for i, _ in parts]), return_inverse=True)
+        summed = torch.zeros(rows.shape[0], c, device=rows.device,
+                             dtype=self.params[name].dtype)
+        start = 0
+        for idx, g in parts:
+            summed[:, : g.shape[1]].index_add_(0, inv[start:start + idx.shape[0]], g)
+            start += idx.shape[0]
+        return rows, summed
 
     def _row_scratch(self, name: str,
                      k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import torch
 
+from gru4rec.config import GRU4RecConfig
 from gru4rec.native import Kernels
 from gru4rec.nn.losses import bpr_max_value_and_grad, xe_value_and_grad
 from gru4rec.nn.network import Network
-from gru4rec.nn.optim import SparseAdagrad
+from gru4rec.nn.optim import SparseOptimizer
 
 __all__ = ["FastStep"]
 
@@ -52,13 +53,24 @@ class FastStep:
             own reference), or None for PyTorch ops only. CPU only.
     """
 
-    def __init__(self, net: Network, opt: SparseAdagrad, native: Kernels | None = None
+    def __init__(self, net: Network, opt: SparseOptimizer, native: Kernels | None = None
                  ) -> None:
         self.net, self.opt, self.cfg = net, opt, net.config
         self.dense = net.dense
         self.native = native
         self._ones = torch.ones(self.cfg.batch_size, 1, device=net.device)
         self._scratch = torch.empty(2, self.cfg.batch_size + self.cfg.n_sample)
+
+    @staticmethod
+    def supports(cfg: GRU4RecConfig) -> bool:
+        """Whether the hand-written backward covers ``cfg``: cross-entropy on softmax or
+        bpr-max on ELU/linear, tanh GRU, Adagrad, no smoothing, lmbd or grad_cap."""
+        usual = (cfg.loss == "cross-entropy" and cfg.final_act == "softmax"
+                 and cfg.smoothing == 0) or (
+            cfg.loss == "bpr-max" and (cfg.final_act == "linear"
+                                       or cfg.final_act == f"elu-{cfg.elu_param!r}"))
+        return (usual and cfg.hidden_act == "tanh" and cfg.adapt == "adagrad"
+                and cfg.lmbd == 0 and cfg.grad_cap == 0)
 
     @torch.no_grad()
     def __call__(self, inp: torch.Tensor, y: torch.Tensor, state: list[torch.Tensor],

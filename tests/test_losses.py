@@ -12,8 +12,15 @@ import numpy as np
 import pytest
 import torch
 
+from gru4rec import GRU4RecConfig
 from gru4rec.nn import losses
-from gru4rec.nn.losses import bpr_max_loss, cross_entropy_loss, negative_mask
+from gru4rec.nn.losses import (
+    bpr_max_loss,
+    cross_entropy_loss,
+    negative_mask,
+    row_losses,
+    step_loss,
+)
 
 EPS = 1e-24
 FD_STEP = 1e-6
@@ -249,3 +256,125 @@ def test_bpr_max_ignores_the_positive_in_the_negative_softmax() -> None:
         higher.numpy(), B, 0.0, 0.0)
     assert float(bpr_max_loss(higher, B, 0.0, 0.0)) - float(
         bpr_max_loss(r, B, 0.0, 0.0)) == pytest.approx(ref_after - ref_before, rel=1e-10)
+
+
+# ----------------------------------------------------------------------------- all losses
+# step_loss: logQ shift, final activation, then any of the six losses (ALGORITHM §5).
+
+
+def _ref_activate(r: np.ndarray, act: str) -> np.ndarray:
+    if act == "softmax":
+        e = np.exp(r - r.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    if act in ("linear", "softmax_logit"):
+        return r.copy()
+    if act == "tanh":
+        return np.tanh(r)
+    alpha = float(act.split("-")[1])  # elu-X
+    return np.where(r > 0, r, alpha * (np.exp(np.minimum(r, 0)) - 1))
+
+
+def _ref_neg_softmax(row: np.ndarray, j: int) -> dict[int, float]:
+    negs = [k for k in range(len(row)) if k != j]
+    top = max(row[k] for k in negs)
+    w = {k: math.exp(row[k] - top) for k in negs}
+    z = sum(w.values())
+    return {k: v / z for k, v in w.items()}
+
+
+def ref_row_loss(loss: str, x: np.ndarray, j: int, bpreg: float, smoothing: float) -> float:
+    """One row's loss from the formulas of ALGORITHM §5, in plain float64 Python."""
+    row, n = x[j], x.shape[1]
+    targets = [(1 - smoothing + smoothing / n) if k == j else smoothing / n for k in range(n)]
+    if loss == "cross-entropy":
+        return -sum(t * math.log(row[k] + EPS) for k, t in enumerate(targets))
+    if loss == "xe_logit":
+        top = max(row)
+        lse = top + math.log(sum(math.exp(v - top) for v in row))
+        return -sum(t * (row[k] - lse) for k, t in enumerate(targets))
+    if loss == "bpr-max":
+        s = _ref_neg_softmax(row, j)
+        hit = sum(w * sigmoid(row[j] - row[k]) for k, w in s.items())
+        return -math.log(hit + EPS) + bpreg * sum(w * row[k] ** 2 for k, w in s.items())
+    if loss == "top1-max":
+        s = _ref_neg_softmax(row, j)
+        return sum(w * (sigmoid(row[k] - row[j]) + sigmoid(row[k] ** 2))
+                   for k, w in s.items())
+    if loss == "top1":
+        return (sum(sigmoid(row[k] - row[j]) + sigmoid(row[k] ** 2) for k in range(n)) / n
+                - sigmoid(row[j] ** 2) / n)
+    if loss == "bpr":
+        return -sum(math.log(sigmoid(row[j] - row[k])) for k in range(n))
+    raise AssertionError(loss)
+
+
+def ref_step_loss(r: np.ndarray, loss: str, act: str, b: int, bpreg: float = 0.0,
+                  smoothing: float = 0.0, log_q: np.ndarray | None = None,
+                  logq: float = 0.0) -> float:
+    if log_q is not None and logq > 0:
+        r = r - logq * log_q
+    x = _ref_activate(r, act)
+    return sum(ref_row_loss(loss, x, j, bpreg, smoothing) for j in range(r.shape[0])) / b
+
+
+STEP_CASES = [
+    ("cross-entropy", "softmax", 0.0, 0.0), ("cross-entropy", "softmax", 0.0, 0.2),
+    ("cross-entropy", "softmax", 0.1, 1.0), ("xe_logit", "softmax_logit", 0.0, 1.0),
+    ("xe_logit", "softmax_logit", 0.25, 0.0), ("bpr-max", "elu-0.5", 0.0, 0.0),
+    ("bpr-max", "linear", 0.0, 0.0), ("bpr-max", "tanh", 0.0, 0.0),
+    ("top1-max", "linear", 0.0, 0.0), ("top1-max", "elu-1.0", 0.0, 0.0),
+    ("top1", "linear", 0.0, 0.0), ("top1", "tanh", 0.0, 0.0), ("bpr", "linear", 0.0, 0.0),
+    ("bpr", "elu-0.5", 0.0, 0.0),
+]
+
+
+@pytest.mark.parametrize(("loss", "act", "smoothing", "logq"), STEP_CASES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("tie", [False, True])
+def test_every_loss_matches_its_formula(loss: str, act: str, smoothing: float, logq: float,
+                                        shape: tuple[int, int], tie: bool) -> None:
+    m, n = shape
+    r = random_scores(m, n, seed=200 + m * 10 + n, tie=tie)
+    log_q = np.log(np.random.default_rng(3).integers(1, 50, size=n).astype(np.float64))
+    cfg = GRU4RecConfig().replace(loss=loss, final_act=act, smoothing=smoothing, logq=logq,
+                                  bpreg=0.5, batch_size=B)
+    value, grad = torch_value_and_grad(
+        lambda s: step_loss(s, cfg, torch.tensor(log_q, dtype=torch.float64)), r)
+
+    def ref(x: np.ndarray) -> float:
+        return ref_step_loss(x, loss, act, B, 0.5 if loss == "bpr-max" else 0.0, smoothing,
+                             log_q, logq)
+
+    assert value == pytest.approx(ref(r), rel=1e-10)
+    np.testing.assert_allclose(grad, finite_difference_grad(ref, r), rtol=1e-5, atol=1e-8)
+
+
+def test_top1_max_known_answer() -> None:
+    # positive 0, negatives [0, log 3] with softmax weights [1/4, 3/4]:
+    # 1/4 (sig(0) + sig(0)) + 3/4 (sig(log 3) + sig(log(3)^2))
+    x = torch.tensor([[0.0, 0.0, math.log(3)]], dtype=torch.float64)
+    want = 0.25 * (0.5 + 0.5) + 0.75 * (0.75 + sigmoid(math.log(3) ** 2))
+    assert float(row_losses("top1-max", x)[0]) == pytest.approx(want, rel=1e-12)
+
+
+def test_smoothing_spreads_the_target() -> None:
+    # uniform probabilities: every label distribution gives -log(1/N)
+    x = torch.full((2, 4), 0.25, dtype=torch.float64)
+    for eps in (0.0, 0.1, 0.9):
+        got = row_losses("cross-entropy", x, smoothing=eps)
+        np.testing.assert_allclose(got.numpy(), [math.log(4)] * 2, rtol=1e-12)
+    # a confident correct prediction costs more with smoothing
+    x = torch.tensor([[0.97, 0.01, 0.01, 0.01]], dtype=torch.float64)
+    assert float(row_losses("cross-entropy", x, smoothing=0.2)[0]) > float(
+        row_losses("cross-entropy", x)[0])
+
+
+@pytest.mark.parametrize("loss", ["cross-entropy", "bpr-max"])
+def test_step_loss_equals_the_two_common_losses(loss: str) -> None:
+    r = torch.tensor(random_scores(4, 9, seed=9, tie=True))
+    log_q = torch.rand(9, dtype=torch.float64)
+    cfg = GRU4RecConfig().replace(loss=loss, logq=1.0 if loss == "cross-entropy" else 0.0,
+                                  batch_size=B)
+    want = cross_entropy_loss(r, B, log_q, 1.0) if loss == "cross-entropy" \
+        else bpr_max_loss(r, B, cfg.bpreg, cfg.elu_param)
+    assert float(step_loss(r, cfg, log_q)) == pytest.approx(float(want), rel=1e-12)

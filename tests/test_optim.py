@@ -114,3 +114,118 @@ def test_momentum_carries_velocity_into_the_next_step() -> None:
         opt.step_rows("W", torch.tensor([0]), torch.ones(1, 1, dtype=torch.float64))
     s1, s2 = -1 / np.sqrt(1 + 1e-6), -1 / np.sqrt(2 + 1e-6)
     assert float(w[0, 0]) == pytest.approx(s1 + (0.5 * s1 + s2), rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- all optimisers
+
+
+class DenseAdaptReference:
+    """Every optimiser of ALGORITHM §6 on a float64 array, updating the rows it is given
+    (summed gradients of duplicate rows) and leaving the others alone; Adam counts t per
+    row."""
+
+    def __init__(self, param: np.ndarray, adapt: str, decay: tuple[float, ...], lr: float,
+                 momentum: float) -> None:
+        self.p = param.astype(np.float64).copy()
+        self.acc, self.acc2, self.vel = (np.zeros_like(self.p) for _ in range(3))
+        self.count = np.zeros(self.p.shape[0])
+        self.adapt, self.decay, self.lr, self.m = adapt, decay, lr, momentum
+
+    def step(self, rows: np.ndarray, g: np.ndarray) -> None:
+        eps = 1e-6
+        a, d = self.adapt, self.decay
+        if a == "adagrad":
+            self.acc[rows] += g * g
+            step = -self.lr * g / np.sqrt(self.acc[rows] + eps)
+        elif a == "rmsprop":
+            self.acc[rows] = d[0] * self.acc[rows] + (1 - d[0]) * g * g
+            step = -self.lr * g / np.sqrt(self.acc[rows] + eps)
+        elif a == "adam":
+            self.count[rows] += 1
+            t = self.count[rows][:, None]
+            self.acc[rows] = d[0] * self.acc[rows] + (1 - d[0]) * g
+            self.acc2[rows] = d[1] * self.acc2[rows] + (1 - d[1]) * g * g
+            m_hat = self.acc[rows] / (1 - d[0] ** t)
+            v_hat = self.acc2[rows] / (1 - d[1] ** t)
+            step = -self.lr * m_hat / (np.sqrt(v_hat) + eps)
+        elif a == "adadelta":
+            self.acc[rows] = d[0] * self.acc[rows] + (1 - d[0]) * g * g
+            u = g * np.sqrt(self.acc2[rows] + eps) / np.sqrt(self.acc[rows] + eps)
+            self.acc2[rows] = d[0] * self.acc2[rows] + (1 - d[0]) * u * u
+            step = -self.lr * u
+        else:
+            step = -self.lr * g
+        if self.m > 0:
+            self.vel[rows] = self.m * self.vel[rows] + step
+            step = self.vel[rows]
+        self.p[rows] += step
+
+
+ADAPT_CASES = [("adagrad", ()), ("rmsprop", (0.9,)), ("rmsprop", (0.5,)),
+               ("adam", (0.9, 0.999)), ("adam", (0.5, 0.8)), ("adadelta", (0.95,)),
+               ("sgd", ())]
+
+
+@pytest.mark.parametrize(("adapt", "decay"), ADAPT_CASES)
+@pytest.mark.parametrize("momentum", [0.0, 0.3])
+def test_every_optimiser_matches_the_dense_reference_with_duplicate_rows(
+        adapt: str, decay: tuple[float, ...], momentum: float) -> None:
+    rng = np.random.default_rng(5)
+    table0 = rng.normal(size=(8, 3))
+    table = torch.tensor(table0)
+    opt = SparseOptimizer({"W": table}, LR, momentum, adapt=adapt, adapt_params=decay)
+    ref = DenseAdaptReference(table0, adapt, decay, LR, momentum)
+    for rows_list in ROW_LISTS:
+        grads = rng.normal(size=(len(rows_list), 3))
+        opt.step_row_grads("W", [(torch.tensor(rows_list), torch.tensor(grads))])
+        dense_grad = np.zeros_like(table0)
+        np.add.at(dense_grad, np.array(rows_list), grads)
+        touched = np.unique(rows_list)
+        ref.step(touched, dense_grad[touched])
+        np.testing.assert_allclose(table.numpy(), ref.p, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(("adapt", "decay"), ADAPT_CASES)
+def test_every_optimiser_updates_dense_weights_like_the_reference(
+        adapt: str, decay: tuple[float, ...]) -> None:
+    rng = np.random.default_rng(6)
+    w0 = rng.normal(size=(4, 5))
+    b0 = rng.normal(size=5)
+    w, b = torch.tensor(w0), torch.tensor(b0)
+    opt = SparseOptimizer({"W": w, "b": b}, LR, 0.2, adapt=adapt, adapt_params=decay)
+    ref_w = DenseAdaptReference(w0, adapt, decay, LR, 0.2)
+    ref_b = DenseAdaptReference(b0[None, :], adapt, decay, LR, 0.2)
+    for _ in range(4):
+        gw, gb = rng.normal(size=(4, 5)), rng.normal(size=5)
+        opt.step({"W": torch.tensor(gw), "b": torch.tensor(gb)}, {})
+        ref_w.step(np.arange(4), gw)
+        ref_b.step(np.arange(1), gb[None, :])
+        np.testing.assert_allclose(w.numpy(), ref_w.p, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(b.numpy(), ref_b.p[0], rtol=1e-12, atol=1e-14)
+
+
+def test_lmbd_adds_l2_to_the_gradient_of_the_touched_weights() -> None:
+    rng = np.random.default_rng(7)
+    table0, w0 = rng.normal(size=(6, 3)), rng.normal(size=(2, 2))
+    rows = torch.tensor([1, 4])
+    g_rows, g_w = rng.normal(size=(2, 3)), rng.normal(size=(2, 2))
+    got = {"T": torch.tensor(table0), "W": torch.tensor(w0)}
+    SparseOptimizer(got, LR, 0.0, adapt="sgd", lmbd=0.1).step(
+        {"W": torch.tensor(g_w)}, {"T": (rows, torch.tensor(g_rows))})
+    want_table = table0.copy()
+    want_table[[1, 4]] -= LR * (g_rows + 0.1 * table0[[1, 4]])
+    np.testing.assert_allclose(got["T"].numpy(), want_table, rtol=1e-12)  # others untouched
+    np.testing.assert_allclose(got["W"].numpy(), w0 - LR * (g_w + 0.1 * w0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cap", [0.5, 100.0])
+def test_grad_cap_clips_the_global_norm_of_the_step(cap: float) -> None:
+    g_rows = np.array([[3.0, 0.0]])
+    g_w = np.array([0.0, 4.0])  # global norm 5 over both parameters
+    got = {"T": torch.zeros(3, 2, dtype=torch.float64),
+           "W": torch.zeros(2, dtype=torch.float64)}
+    SparseOptimizer(got, 1.0, 0.0, adapt="sgd", grad_cap=cap).step(
+        {"W": torch.tensor(g_w)}, {"T": (torch.tensor([2]), torch.tensor(g_rows))})
+    scale = min(1.0, cap / 5.0)
+    np.testing.assert_allclose(got["T"].numpy()[2], -scale * g_rows[0], rtol=1e-12)
+    np.testing.assert_allclose(got["W"].numpy(), -scale * g_w, rtol=1e-12)

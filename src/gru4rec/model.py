@@ -82,7 +82,7 @@ class GRU4Rec:
         events = read_events(data, session_key=session_key, item_key=item_key,
                              time_key=time_key)
         index = ItemIndex.from_items(events.item)
-        sessions, _ = group_sessions(events, index)
+        sessions, _ = group_sessions(events, index, time_sort=self.config.time_sort)
         if sessions.n_examples() == 0:
             raise DataError("the training data has no session with 2 or more events, so "
                             "there is nothing to learn from")

@@ -72,7 +72,7 @@ class SparseOptimizer:
             st = {k: torch.zeros_like(p) for k in _STATE[adapt] if k != "count"}
             if "count" in _STATE[adapt]:  # Adam's t: per row of a 2-d table, else one
                 st["count"] = torch.zeros(p.shape[0] if p.dim() == 2 else 1,
-                                          device=p.device)
+                                          dtype=p.dtype, device=p.device)
             if momentum > 0:
                 st["vel"] = torch.zeros_like(p)
             self.state[name] = st

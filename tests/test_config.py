@@ -123,3 +123,25 @@ def test_usual_pairings_do_not_warn(caplog, loss: str, act: str) -> None:
                                            ("top1-max", "elu-0.5"), ("bpr", "elu-0.5")])
 def test_default_final_activation_follows_the_loss(loss: str, act: str) -> None:
     assert GRU4RecConfig().replace(loss=loss).final_act == act
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.py")), ids=lambda p: p.name)
+def test_every_preset_loads_and_starts_with_its_command(path: Path) -> None:
+    cfg = GRU4RecConfig.from_dict(parse_param_file(path))
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# gru4rec run ") and first.endswith(f"-pf configs/{path.name}")
+    assert cfg.n_epochs == 10 and cfg.n_sample == 2048 and cfg.adapt == "adagrad"
+
+
+def test_presets_cover_the_paper_and_the_six_datasets() -> None:
+    names = {p.stem for p in CONFIG_DIR.glob("*.py")}
+    assert {"rsc15_bprmax", "rsc15_bprmax_shared", "rsc15_xe", "rsc15_xe_logq_shared",
+            "rsc15_xe_logq_shared_b64"} <= names
+    for dataset in ("rsc15", "yoochoose", "rees46", "coveo", "retailrocket", "diginetica"):
+        assert f"best_{dataset}" in names
+    coveo = GRU4RecConfig.from_dict(parse_param_file(CONFIG_DIR / "best_coveo.py"))
+    assert (coveo.loss, coveo.elu_param, coveo.layers, coveo.batch_size, coveo.bpreg) == (
+        "bpr-max", 1.0, (512,), 144, 1.85)

@@ -69,6 +69,17 @@ def test_bpr_max_kernel_stays_finite_when_the_positive_dominates(k: native.Kerne
     assert torch.isfinite(r).all()
 
 
+def test_bpr_max_kernel_stays_finite_when_the_negatives_dominate(k: native.Kernels) -> None:
+    # positive 200 below its negatives: sigmoid(x_j - x_k) underflows, hit ~ 0, and the
+    # loss is -log(1e-24) plus the score regulariser, as in the formula
+    r = torch.zeros(1, 6)
+    r[0, 0] = -200.0
+    want = bpr_max_loss(r.double(), 1, 1.0, 0.0)
+    got = k.bpr_max_(r, 1, 1.0, 0.0, torch.empty(6), torch.empty(6))
+    assert got == pytest.approx(float(want), rel=1e-6)
+    assert torch.isfinite(r).all()
+
+
 def test_exp_is_accurate_over_the_float_range(k: native.Kernels) -> None:
     # a row of zeros plus one score x: softmax weight of x is exp(x) / (exp(x) + n - 1)
     for x in [-80.0, -20.0, -1e-3, 0.0, 1e-3, 5.0, 30.0, 80.0]:

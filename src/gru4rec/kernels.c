@@ -111,12 +111,14 @@ double bpr_max_rows(float *r, int64_t m, int64_t n, float inv_batch, float bpreg
         x[j] = -INFINITY; /* max over the negatives only: no 0/0 when the positive wins big */
         float mx = row_max(x, n);
         x[j] = xp;
-        v8f vmx = splat(mx), vxp = splat(xp);
-        for (int64_t k = 0; k < n; k += W) { /* e = exp(x - max), sg = sigmoid(x_j - x) */
+        /* e = exp(x - max) and sg = sigmoid(x_j - x) = 1 / (1 + e exp(max - x_j)): one exp
+         * per score serves both (e <= 1 and exp8 clamps, so the product stays finite) */
+        v8f vmx = splat(mx), shift = exp8(splat(mx - xp));
+        for (int64_t k = 0; k < n; k += W) {
             int64_t c = lanes(n, k);
-            v8f v = loadn(x + k, c, 0.0f);
-            storen(e + k, c, exp8(v - vmx));
-            storen(sg + k, c, one / (one + exp8(v - vxp)));
+            v8f ev = exp8(loadn(x + k, c, 0.0f) - vmx);
+            storen(e + k, c, ev);
+            storen(sg + k, c, one / (one + ev * shift));
         }
         e[j] = 0.0f; /* the positive has weight 0 in the softmax over negatives */
         v8f se = zero, sh = zero, sq = zero, sd = zero;

@@ -1,0 +1,24 @@
+# gru4rec run train_full.txt -t test.txt -m 1 5 10 20 -e conservative -pf configs/rsc15_xe_logq_shared_b64.py
+#
+# The RSC15 setting of the GRU4Rec papers (100 units, Adagrad, 10 epochs, 2048 extra
+# negatives), here with batch 64.
+# Cross-entropy with logQ correction and the shared embedding, batch size 64.
+from collections import OrderedDict
+
+gru4rec_params = OrderedDict([
+    ('loss', 'cross-entropy'),
+    ('final_act', 'softmax'),
+    ('constrained_embedding', True),
+    ('embedding', 0),
+    ('layers', [100]),
+    ('n_epochs', 10),
+    ('batch_size', 64),
+    ('adapt', 'adagrad'),
+    ('n_sample', 2048),
+    ('dropout_p_embed', 0.0),
+    ('dropout_p_hidden', 0.4),
+    ('learning_rate', 0.2),
+    ('momentum', 0.2),
+    ('sample_alpha', 0.5),
+    ('logq', 1.0),
+])

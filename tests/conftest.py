@@ -62,3 +62,15 @@ def make_successor_events(n_items: int = 50, n_sessions: int = 400, length: int 
 def successor_events() -> Callable[..., Events]:
     """Factory: ``successor_events(n_items=50, n_sessions=400, length=6, seed=0)``."""
     return make_successor_events
+
+
+@pytest.fixture(scope="session")
+def successor_train() -> Events:
+    """Training log of the successor rule: 50 items, 300 sessions of 6 events."""
+    return make_successor_events(n_items=50, n_sessions=300, length=6, seed=0)
+
+
+@pytest.fixture(scope="session")
+def successor_test() -> Events:
+    """Test log of the successor rule: 100 sessions of 6 events (500 predictions)."""
+    return make_successor_events(n_items=50, n_sessions=100, length=6, seed=1)

@@ -39,13 +39,13 @@ def fit_successor(events: Events, device: str = "cpu", seed: int = 42, **params:
 
 
 @pytest.fixture(scope="module")
-def train(successor_events: Callable[..., Events]) -> Events:
-    return successor_events(n_items=50, n_sessions=300, length=6, seed=0)
+def train(successor_train: Events) -> Events:
+    return successor_train
 
 
 @pytest.fixture(scope="module")
-def test_events(successor_events: Callable[..., Events]) -> Events:
-    return successor_events(n_items=50, n_sessions=100, length=6, seed=1)
+def test_events(successor_test: Events) -> Events:
+    return successor_test
 
 
 @pytest.fixture(scope="module")

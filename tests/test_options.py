@@ -3,7 +3,6 @@ capping, initialisation and session order (ALGORITHM §1, §3, §5, §6)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,16 +18,6 @@ from gru4rec.training import Trainer
 
 SMALL = {"layers": [32], "batch_size": 16, "n_sample": 8, "learning_rate": 0.2,
          "n_epochs": 6, "sample_store_size": 100_000}
-
-
-@pytest.fixture(scope="module")
-def train(successor_events: Callable[..., Events]) -> Events:
-    return successor_events(n_items=50, n_sessions=300, length=6, seed=0)
-
-
-@pytest.fixture(scope="module")
-def test_events(successor_events: Callable[..., Events]) -> Events:
-    return successor_events(n_items=50, n_sessions=100, length=6, seed=1)
 
 
 def _recall1(train: Events, test: Events, device: str = "cpu", **params: Any) -> float:
@@ -62,15 +51,16 @@ OPTIONS = {
 
 
 @pytest.mark.parametrize("option", list(OPTIONS))
-def test_every_option_learns_the_successor_rule(train: Events, test_events: Events,
-                                                option: str) -> None:
-    assert _recall1(train, test_events, **OPTIONS[option]) >= 0.9
+def test_every_option_learns_the_successor_rule(successor_train: Events,
+                                                successor_test: Events, option: str) -> None:
+    assert _recall1(successor_train, successor_test, **OPTIONS[option]) >= 0.9
 
 
-def test_options_run_on_the_device(train: Events, test_events: Events, device: str) -> None:
+def test_options_run_on_the_device(successor_train: Events, successor_test: Events,
+                                   device: str) -> None:
     params = {"loss": "top1-max", "adapt": "adam", "learning_rate": 0.01, "grad_cap": 1.0,
               "lmbd": 1e-5, "hidden_act": "relu", "final_act": "linear"}
-    assert _recall1(train, test_events, device=device, **params) >= 0.9
+    assert _recall1(successor_train, successor_test, device=device, **params) >= 0.9
 
 
 @pytest.mark.parametrize(("params", "fast"), [
@@ -83,10 +73,11 @@ def test_the_hand_written_step_takes_exactly_the_configurations_it_implements(
     assert FastStep.supports(GRU4RecConfig().replace(**params)) is fast
 
 
-def test_lmbd_and_grad_cap_change_training(train: Events) -> None:
-    base = GRU4Rec(device="cpu", seed=1, **{**SMALL, "n_epochs": 1}).fit(train)
+def test_lmbd_and_grad_cap_change_training(successor_train: Events) -> None:
+    base = GRU4Rec(device="cpu", seed=1, **{**SMALL, "n_epochs": 1}).fit(successor_train)
     for extra in ({"lmbd": 0.01}, {"grad_cap": 0.05}):
-        other = GRU4Rec(device="cpu", seed=1, **{**SMALL, "n_epochs": 1, **extra}).fit(train)
+        other = GRU4Rec(device="cpu", seed=1, **{**SMALL, "n_epochs": 1, **extra}).fit(
+            successor_train)
         assert other.history_[0].loss != pytest.approx(base.history_[0].loss, rel=1e-4)
 
 
@@ -101,7 +92,7 @@ def _trainer(events: Events, **params: Any) -> Trainer:
     return Trainer(net, sessions, support, seed=5, sample_store_size=10_000)
 
 
-def test_train_random_order_shuffles_every_epoch_reproducibly(train: Events) -> None:
+def test_train_random_order_shuffles_every_epoch_reproducibly(successor_train: Events) -> None:
     def first_inputs(trainer: Trainer) -> list[list[int]]:
         out = []
         for _ in range(3):
@@ -109,11 +100,11 @@ def test_train_random_order_shuffles_every_epoch_reproducibly(train: Events) -> 
             out.append(trainer.sched.inputs[:16].tolist())
         return out
 
-    fixed = first_inputs(_trainer(train))
-    shuffled = first_inputs(_trainer(train, train_random_order=True))
+    fixed = first_inputs(_trainer(successor_train))
+    shuffled = first_inputs(_trainer(successor_train, train_random_order=True))
     assert fixed[0] == fixed[1] == fixed[2]
     assert len({tuple(x) for x in shuffled}) == 3
-    assert first_inputs(_trainer(train, train_random_order=True)) == shuffled
+    assert first_inputs(_trainer(successor_train, train_random_order=True)) == shuffled
 
 
 def test_time_sort_false_visits_sessions_in_id_order() -> None:

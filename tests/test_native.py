@@ -179,3 +179,15 @@ def test_log_q_columns_equal_the_pytorch_expression(k: native.Kernels) -> None:
     k.log_q_columns(out, cols, 8, log_support, 0.5)
     want = torch.cat([log_support[cols[:8]], 0.5 * log_support[cols[8:]]])
     assert torch.equal(out, want)
+
+
+def test_count_vs_target_equals_the_comparison_sums(k: native.Kernels) -> None:
+    gen = torch.Generator().manual_seed(3)
+    scores = torch.randint(-3, 4, (6, 45), generator=gen).float()  # many exact ties
+    block = scores[:, 5:42]  # strided rows, a width that leaves a partial vector
+    t = block[:, 7].clone()
+    greater = torch.full((6,), 10, dtype=torch.int64)  # counts are added to
+    equal = torch.zeros(6, dtype=torch.int64)
+    k.count_vs_target(block, t, greater, equal)
+    assert torch.equal(greater, 10 + (block > t[:, None]).sum(1))
+    assert torch.equal(equal, (block == t[:, None]).sum(1))

@@ -28,7 +28,7 @@ __all__ = ["EvalResult", "evaluate"]
 
 log = logging.getLogger(__name__)
 
-SCORE_CHUNK_ELEMENTS = 1 << 24  # cap on a (slots x items) score block: bounds memory at 1M items
+SCORE_CHUNK_ELEMENTS = 1 << 25  # cap on a (slots x items) score block (128 MB): bounds memory
 
 
 @dataclass(frozen=True)

@@ -307,3 +307,34 @@ void log_q_columns(float *out, const int64_t *cols, int64_t n, int64_t m,
         out[k] = k < m ? ls : alpha * ls;
     }
 }
+
+/* ---------------------------------------------------------------------------- evaluation */
+
+/* For each of the m rows of an (m, n) score block (row stride ld): add to greater[i] and
+ * equal[i] the number of scores above / equal to t[i]. One pass over the block, where
+ * (s > t).sum() and (s == t).sum() take four passes and two temporaries. */
+void count_vs_target(const float *s, int64_t m, int64_t n, int64_t ld, const float *t,
+                     int64_t *greater, int64_t *equal) {
+    for (int64_t i = 0; i < m; i++) {
+        const float *row = s + i * ld;
+        v8f vt = splat(t[i]);
+        v8i gt = {0, 0, 0, 0, 0, 0, 0, 0}, eq = gt;
+        int64_t k = 0;
+        for (; k + W <= n; k += W) {
+            v8f v = load8(row + k);
+            gt -= (v8i)(v > vt); /* a true lane is -1 */
+            eq -= (v8i)(v == vt);
+        }
+        int64_t g = 0, e = 0;
+        for (int j = 0; j < W; j++) {
+            g += gt[j];
+            e += eq[j];
+        }
+        for (; k < n; k++) {
+            g += row[k] > t[i];
+            e += row[k] == t[i];
+        }
+        greater[i] += g;
+        equal[i] += e;
+    }
+}

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import torch
 
 from gru4rec.errors import ConfigError, DataError
+from gru4rec.native import kernels
 
 __all__ = ["TIE_MODES", "MetricAccumulator", "target_ranks", "target_ranks_chunked"]
 
@@ -186,14 +187,28 @@ def target_ranks_chunked(
     _check_chunked_inputs(h, weight, bias, chunk_items)
     _check_targets(h.shape[0], targets)
     targets = targets.long()
-    target_scores = _chunked_target_scores(h, weight, bias, targets, chunk_items)
     greater = torch.zeros(h.shape[0], dtype=torch.int64, device=h.device)
     equal = torch.zeros_like(greater)
+    if weight.shape[0] <= chunk_items:  # one block: score once, read the targets out of it
+        scores = _chunk_scores(h, weight, bias, 0, weight.shape[0])
+        _count(scores, scores.gather(1, targets.unsqueeze(1)), greater, equal)
+        return _ranks_from_counts(greater, equal, mode, generator)
+    target_scores = _chunked_target_scores(h, weight, bias, targets, chunk_items)
     for start in range(0, weight.shape[0], chunk_items):
-        scores = _chunk_scores(h, weight, bias, start, start + chunk_items)
-        greater += (scores > target_scores).sum(dim=1)
-        equal += (scores == target_scores).sum(dim=1)
+        _count(_chunk_scores(h, weight, bias, start, start + chunk_items), target_scores,
+               greater, equal)
     return _ranks_from_counts(greater, equal, mode, generator)
+
+
+def _count(scores: torch.Tensor, target_scores: torch.Tensor, greater: torch.Tensor,
+           equal: torch.Tensor) -> None:
+    """greater += #{scores > t} and equal += #{scores == t} per row; scores (N, K), t (N, 1)."""
+    k = kernels() if scores.device.type == "cpu" and scores.dtype == torch.float32 else None
+    if k is not None and scores.stride(1) == 1:  # one pass instead of four, no temporaries
+        k.count_vs_target(scores, target_scores.reshape(-1).contiguous(), greater, equal)
+        return
+    greater += (scores > target_scores).sum(dim=1)
+    equal += (scores == target_scores).sum(dim=1)
 
 
 def _validate_cutoffs(cutoffs: Sequence[int]) -> tuple[int, ...]:

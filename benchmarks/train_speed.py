@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--static", action="store_true",
+                    help="fixed-shape steps (on CUDA: replayed as a CUDA graph)")
     args = ap.parse_args()
 
     device = resolve_device(args.device)
@@ -78,7 +80,7 @@ def main() -> None:
     native = False
     for run in range(args.runs):
         net = Network.initialize(len(index), cfg, torch.Generator().manual_seed(run), device)
-        trainer = Trainer(net, sessions, support, seed=run)
+        trainer = Trainer(net, sessions, support, seed=run, static=args.static)
         native = trainer.native is not None
         res = trainer.run_epoch()
         runs.append({"mb_per_s": round(res.batches_per_s, 1),
@@ -87,7 +89,7 @@ def main() -> None:
     out = {
         "benchmark": "train_epoch",
         "config": {"loss": args.loss, "batch_size": args.batch_size, "layers": args.layers,
-                   "n_sample": args.n_sample},
+                   "n_sample": args.n_sample, "static": args.static},
         "data": {"n_items": len(index), "events": len(events),
                  "examples": sessions.n_examples(), "prepare_s": round(data_s, 2)},
         "machine": {**machine(device), "cpu_kernels": native},

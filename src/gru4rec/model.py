@@ -48,6 +48,9 @@ class GRU4Rec:
         seed: makes training reproducible (same seed on CPU -> identical epoch losses).
         sample_store_size: negative sample buffer, in item ids (the original ``-ss``).
         sample_store_on_cpu: keep that buffer in RAM rather than on the device.
+        static_shapes: train on fixed-shape steps (finished slots masked at the end of an
+            epoch; same losses), which on CUDA are captured and replayed as CUDA graphs.
+            Only for configurations the hand-written step covers.
         **params: hyperparameters overriding ``config`` (e.g. ``loss="bpr-max"``).
 
     Learned state (after ``fit`` or ``load``): ``net_`` (the network), ``item_index_`` (item
@@ -56,7 +59,8 @@ class GRU4Rec:
 
     def __init__(self, config: GRU4RecConfig | None = None, *, device: str | None = None,
                  seed: int = 42, sample_store_size: int = 10_000_000,
-                 sample_store_on_cpu: bool = False, **params: Any) -> None:
+                 sample_store_on_cpu: bool = False, static_shapes: bool = False,
+                 **params: Any) -> None:
         config = config or GRU4RecConfig()
         self.config = config.replace(**params) if params else config
         self.device = resolve_device(device)
@@ -65,6 +69,7 @@ class GRU4Rec:
         self.seed = seed
         self.sample_store_size = sample_store_size
         self.sample_store_on_cpu = sample_store_on_cpu
+        self.static_shapes = static_shapes
         self.history_: list[EpochResult] = []
         self._diverged = False
 
@@ -91,7 +96,8 @@ class GRU4Rec:
         net = Network.initialize(len(index), self.config, gen, self.device)
         trainer = Trainer(net, sessions, support, seed=self.seed,
                           sample_store_size=self.sample_store_size,
-                          sample_store_on_cpu=self.sample_store_on_cpu)
+                          sample_store_on_cpu=self.sample_store_on_cpu,
+                          static=self.static_shapes)
         self.net_, self.item_index_, self.item_support_ = net, index, support
         self.history_, self._diverged = [], False
         log.info("training on %d events, %d sessions, %d items", len(events),

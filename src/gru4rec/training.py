@@ -19,15 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gru4rec.data.batching import DeviceSchedule, build_schedule
+from gru4rec.data.batching import DeviceSchedule, StaticDeviceSchedule, build_schedule
 from gru4rec.data.sampling import SampleStore
 from gru4rec.data.sessions import SessionData
-from gru4rec.errors import TrainingDivergedError
+from gru4rec.errors import ConfigError, TrainingDivergedError
 from gru4rec.native import kernels
 from gru4rec.nn.cpu_tuning import tune_malloc
 from gru4rec.nn.losses import negative_mask, step_loss
 from gru4rec.nn.network import Network
 from gru4rec.nn.optim import SparseOptimizer
+from gru4rec.nn.static_step import GraphedStep, StaticStep
 from gru4rec.nn.step import FastStep
 
 __all__ = ["EpochResult", "Trainer"]
@@ -77,12 +78,15 @@ class Trainer:
             verification.
         native: use the compiled CPU kernels (fused loss and optimiser passes) when the
             device is the CPU and they are available; False forces PyTorch ops only.
+        static: keep all B slots in every step, masking finished ones (fixed shapes, same
+            losses); on CUDA the step is then captured and replayed as a CUDA graph. Needs a
+            configuration the hand-written step covers.
     """
 
     def __init__(self, net: Network, sessions: SessionData, support: np.ndarray, *,
                  seed: int = 42, sample_store_size: int = 10_000_000,
                  sample_store_on_cpu: bool = False, reference: bool = False,
-                 native: bool = True) -> None:
+                 native: bool = True, static: bool = False) -> None:
         self.net, self.cfg = net, net.config
         self.device = net.device
         self.epoch = 0
@@ -95,6 +99,7 @@ class Trainer:
         self.opt = SparseOptimizer.from_config(net.params, cfg, self.native)
         self.sessions = sessions
         self._order_rng = np.random.default_rng(seed)  # train_random_order
+        self.static = static
         self.sched = self._schedule()
         self.store = self._make_store(support, seed, sample_store_size, sample_store_on_cpu)
         self.log_support = torch.as_tensor(np.log(np.maximum(support, 1)), dtype=torch.float32,
@@ -104,18 +109,29 @@ class Trainer:
         self._ones = torch.ones(cfg.batch_size, 1, device=self.device)
         # the hand-written step covers the usual configurations; autograd does the rest
         self.generic = reference or not FastStep.supports(cfg)
-        self._fast = FastStep(net, self.opt, self.native)
+        if static and self.generic:
+            raise ConfigError("fixed-shape (static) steps need a configuration the "
+                              "hand-written step covers: cross-entropy on softmax or bpr-max "
+                              "on ELU/linear, tanh, Adagrad, no smoothing, lmbd or grad_cap")
+        self._fast: Callable[..., tuple[torch.Tensor | float, list[torch.Tensor]]] = \
+            FastStep(net, self.opt, self.native)
+        if static:
+            graphed = self.device.type == "cuda"  # one launch per step instead of ~100
+            self._fast = GraphedStep(StaticStep(net, self.opt)) if graphed \
+                else StaticStep(net, self.opt)
         for name in net.dense:
             net.params[name].requires_grad_(self.generic)
 
-    def _schedule(self) -> DeviceSchedule:
+    def _schedule(self) -> DeviceSchedule | StaticDeviceSchedule:
         """The epoch's schedule: sessions in their given order, or shuffled every epoch."""
         cfg = self.cfg
         order = self._order_rng.permutation(self.sessions.n_sessions) \
             if cfg.train_random_order else None
-        return DeviceSchedule(build_schedule(self.sessions, cfg.batch_size, order=order,
-                                             min_active=2 if cfg.n_sample == 0 else 1),
-                              self.device)
+        sched = build_schedule(self.sessions, cfg.batch_size, order=order,
+                               min_active=2 if cfg.n_sample == 0 else 1)
+        if self.static:
+            return StaticDeviceSchedule(sched, cfg.batch_size, self.device)
+        return DeviceSchedule(sched, self.device)
 
     def _make_store(self, support: np.ndarray, seed: int, size: int,
                     on_cpu: bool) -> SampleStore | None:
@@ -143,8 +159,13 @@ class Trainer:
                 if self.store else None
             y = tgt if samples is None else torch.cat([tgt, samples])  # (N,) score columns
             log_q, mask = self._loss_inputs(y, inp.shape[0])
-            loss, state = step(inp, y, state, log_q, mask)
-            total += loss * inp.shape[0]
+            if self.static:  # all B slots; the finished ones are masked, not dropped
+                active = s.active(t)  # type: ignore[union-attr]
+                loss, state = step(inp, y, state, log_q, active)
+                total += loss * active.sum()
+            else:
+                loss, state = step(inp, y, state, log_q, mask)
+                total += loss * inp.shape[0]
             if (t + 1) % NAN_CHECK_EVERY == 0:
                 self._check_finite(total)
                 if progress is not None:

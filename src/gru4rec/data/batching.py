@@ -17,7 +17,8 @@ import torch
 
 from gru4rec.data.sessions import SessionData
 
-__all__ = ["DeviceSchedule", "Schedule", "build_schedule"]
+__all__ = ["DeviceSchedule", "PaddedSchedule", "Schedule", "StaticDeviceSchedule", "build_schedule",
+           "pad_schedule"]
 
 
 @dataclass(frozen=True)
@@ -145,3 +146,65 @@ class DeviceSchedule:
             lo, hi = self.bounds[t], self.bounds[t + 1]
             state = [h * self._keep_state[lo:hi] for h in state]
         return state
+
+
+@dataclass(frozen=True)
+class PaddedSchedule:
+    """A :class:`Schedule` laid out on all B slots at every step (fixed shapes).
+
+    Slot j's row stays row j for the whole epoch; at the end of the epoch the slots whose
+    session is over are marked inactive instead of being dropped (their input and target are
+    item 0, to be masked). Fixed shapes let a step be captured once as a CUDA graph.
+
+    Attributes:
+        inputs, targets: (T, B) int64 item indices.
+        active: (T, B) bool, False where the shrinking schedule has no entry.
+        reset: (T, B) bool, True where the slot starts a new session.
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    active: np.ndarray
+    reset: np.ndarray
+
+
+def pad_schedule(sched: Schedule, batch_size: int) -> PaddedSchedule:
+    """The fixed-shape layout of ``sched`` (see :class:`PaddedSchedule`)."""
+    t = sched.n_steps
+    step = np.repeat(np.arange(t), np.diff(sched.step_offsets))
+    out = {name: np.zeros((t, batch_size), dtype=dtype)
+           for name, dtype in (("inputs", np.int64), ("targets", np.int64),
+                               ("active", bool), ("reset", bool))}
+    out["inputs"][step, sched.slots] = sched.inputs
+    out["targets"][step, sched.slots] = sched.targets
+    out["active"][step, sched.slots] = True
+    out["reset"][step, sched.slots] = sched.reset
+    return PaddedSchedule(**out)
+
+
+class StaticDeviceSchedule:
+    """A :class:`PaddedSchedule` on the compute device, used like :class:`DeviceSchedule`
+    but with all B slots at every step (see :func:`pad_schedule`)."""
+
+    def __init__(self, sched: Schedule, batch_size: int, device: torch.device) -> None:
+        padded = pad_schedule(sched, batch_size)
+        self.n_steps = sched.n_steps
+        self.first_size = batch_size
+        self.n_events = int(sched.step_offsets[-1])
+        self.inputs = torch.as_tensor(padded.inputs, device=device)
+        self.targets = torch.as_tensor(padded.targets, device=device)
+        self._active = torch.as_tensor(padded.active, dtype=torch.float32, device=device)
+        keep = (~padded.reset).astype(np.float32)[:, :, None]
+        self._keep = torch.as_tensor(keep, device=device)  # (T, B, 1): 0 where reset
+
+    def step(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,) inputs and (B,) targets of step t (item 0 in finished slots)."""
+        return self.inputs[t], self.targets[t]
+
+    def active(self, t: int) -> torch.Tensor:
+        """(B,) float: 1 for the slots that hold a session at step t."""
+        return self._active[t]
+
+    def carry_state(self, t: int, state: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Hidden state entering step t: the slots that start a session are zeroed."""
+        return [h * self._keep[t] for h in state]

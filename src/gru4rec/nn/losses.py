@@ -154,22 +154,32 @@ def bpr_max_loss(scores: torch.Tensor, batch_size: int, bpreg: float,
 
 
 def xe_value_and_grad(r: torch.Tensor, batch_size: int, log_q: torch.Tensor | None,
-                       logq: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy loss and d loss / d R for (M, N) scores r (see cross_entropy_loss)."""
+                       logq: float, row_weight: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy loss and d loss / d R for (M, N) scores r (see cross_entropy_loss).
+
+    row_weight: optional (M, 1) 0/1 weights; rows with 0 add nothing to loss or gradient
+    (fixed-shape steps mask their finished slots this way).
+    """
     z = r - logq * log_q if (logq > 0 and log_q is not None) else r.clone()
     z.sub_(z.amax(dim=1, keepdim=True)).exp_()
     p = z.div_(z.sum(dim=1, keepdim=True))  # softmax, in place
     p_pos = p.diagonal().clone()  # (M,)
-    loss = -torch.log(p_pos + EPS).sum() / batch_size
     w = (p_pos / (p_pos + EPS)).div_(batch_size).unsqueeze(1)  # (M, 1)
+    row_loss = -torch.log(p_pos + EPS)
+    if row_weight is not None:
+        row_loss, w = row_loss * row_weight.squeeze(1), w * row_weight
     grad = p.mul_(w)  # dL/dz_jk = w_j (p_jk - [k == j])
     grad.diagonal().sub_(w.squeeze(1))
-    return loss, grad
+    return row_loss.sum() / batch_size, grad
 
 
 def bpr_max_value_and_grad(r: torch.Tensor, batch_size: int, bpreg: float, elu_param: float,
-                           mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """BPR-max loss and d loss / d R for (M, N) raw scores r (see bpr_max_loss).
+                           mask: torch.Tensor, row_weight: torch.Tensor | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """BPR-max loss and d loss / d R for (M, N) raw scores r (see bpr_max_loss); mask (M, N)
+    is 0 on each row's positive column (and on any other column to leave out), row_weight
+    as in :func:`xe_value_and_grad`.
 
     With X = ELU(R), s the softmax over negatives, sig = sigmoid(x_pos - X),
     hit = sum s sig and reg = sum s X^2, the gradient is
@@ -197,4 +207,6 @@ def bpr_max_value_and_grad(r: torch.Tensor, batch_size: int, bpreg: float, elu_p
     g.diagonal().sub_((d_pos * inv_hit).squeeze(1))
     if elu_param > 0:  # chain rule through the ELU (1 where x > 0, else x + alpha), one op
         g = torch.ops.aten.elu_backward(g, elu_param, 1, 1, True, x)
+    if row_weight is not None:
+        loss_rows, g = loss_rows * row_weight, g.mul_(row_weight)
     return loss_rows.sum() / batch_size, g.div_(batch_size)

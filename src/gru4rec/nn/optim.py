@@ -230,6 +230,39 @@ class SparseOptimizer:
         self.native.rows_apply(self.params[name], st["acc"], st.get("vel"), slot, buf, uniq,
                                u, self.lr, self.momentum, EPS)
 
+    def step_rows_static(self, name: str, idx: torch.Tensor, grads: torch.Tensor,
+                         weight: torch.Tensor) -> None:
+        """Row-sparse update with shapes that do not depend on the data (CUDA graphs).
+
+        idx (K,) table rows, possibly repeated; grads (K, w) with w <= the table width;
+        weight (K,) 1 for real occurrences, 0 for padding ones (a row only occurring as
+        padding is left exactly as it is, momentum included). Same result as
+        :meth:`step_row_grads` on the real occurrences, up to float rounding. Sorting stands
+        in for ``unique`` (whose output size is data-dependent): segment sums land in the
+        first slots, and every slot's update is weighted by whether it holds a real row.
+        """
+        table, st = self.params[name], self.state[name]
+        k, c = idx.shape[0], table.shape[1]
+        sorted_idx, perm = torch.sort(idx)
+        first = torch.ones_like(sorted_idx, dtype=torch.bool)
+        first[1:] = sorted_idx[1:] != sorted_idx[:-1]
+        seg = torch.cumsum(first, 0) - 1  # (K,) segment of each sorted occurrence
+        summed = torch.zeros(k, c, dtype=table.dtype, device=table.device)
+        summed[:, : grads.shape[1]].index_add_(0, seg, grads[perm])
+        real = torch.zeros(k, dtype=table.dtype, device=table.device).index_add_(
+            0, seg, weight[perm].to(table.dtype)).gt_(0).to(table.dtype)
+        rows = torch.zeros_like(idx).index_put_((seg,), sorted_idx)  # unused slots: row 0
+        old = {n: v.index_select(0, rows) for n, v in st.items() if n != "count"}
+        new = {n: v.clone() for n, v in old.items()}
+        count = None
+        if "count" in st:
+            st["count"].index_add_(0, rows, real)
+            count = st["count"].index_select(0, rows).unsqueeze(1)
+        delta = self._delta(summed, new, count) * real.unsqueeze(1)
+        for n, v in new.items():  # each real row sits in exactly one slot: one add per row
+            st[n].index_add_(0, rows, (v - old[n]) * real.unsqueeze(1))
+        table.index_add_(0, rows, delta)
+
     def sum_row_grads(self, name: str,
                       parts: RowGrads) -> tuple[torch.Tensor, torch.Tensor]:
         """(distinct rows (U,), summed gradients (U, C)) of ``parts`` for table ``name``."""

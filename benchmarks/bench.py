@@ -2,12 +2,13 @@
 
     python benchmarks/bench.py                                   # the full grid (long)
     python benchmarks/bench.py --batch-sizes 32 --layers 100 --items 37500 --steps 2000
-    python benchmarks/bench.py --device cuda --out benchmarks/results/grid_cuda.json
+    python benchmarks/bench.py --device cuda --static --out benchmarks/results/grid_cuda.json
 
 For every combination of loss (bpr-max with ELU 0.5 and no embedding; cross-entropy with
 logQ and the shared embedding), batch size, layer size and catalogue size it trains on the
 package's synthetic generator (``--events`` events over ``--items`` items) for ``--steps``
-mini-batches and reports mini-batches/s and events/s; then it evaluates against the full
+mini-batches and reports mini-batches/s and events/s (the catalogue is padded to exactly
+``--items`` items with ids that have no events); then it evaluates against the full
 catalogue and reports predictions/s. Each grid point runs in its own process, so the peak
 memory (RSS, and on CUDA the peak allocated device memory) is that point's alone.
 Run nothing else on the machine meanwhile.
@@ -49,16 +50,20 @@ def run_point(point: dict) -> dict:
     events = make_sessions(n_items=point["items"], n_sessions=point["events"] // 5,
                            mean_length=5.0, seed=0)
     train, test = train_test_split_last(events, 0.05)
-    index = ItemIndex.from_items(train.item)
+    # the generator's popularity is skewed: a million items need many more events to all
+    # occur, so the catalogue is filled up to --items with ids that have no events
+    seen = np.unique(train.item)
+    padding = -1 - np.arange(max(point["items"] - len(seen), 0), dtype=np.int64)
+    index = ItemIndex.from_items(np.concatenate([seen, padding]))
     sessions, _ = group_sessions(train, index)
     support = np.bincount(sessions.items, minlength=len(index))
     cfg = GRU4RecConfig().replace(**PRESETS[point["loss"]], batch_size=point["batch_size"],
                                   layers=[point["layers"]], n_sample=2048, n_epochs=1)
     net = Network.initialize(len(index), cfg, torch.Generator().manual_seed(0), device)
-    trainer = Trainer(net, sessions, support, seed=0)
+    trainer = Trainer(net, sessions, support, seed=0, static=point["static"])
     trainer.sched.n_steps = min(point["steps"], trainer.sched.n_steps)
     res = trainer.run_epoch()
-    n_events = trainer.sched.bounds[trainer.sched.n_steps]  # events of the timed steps
+    n_events = trainer.sched.events_before(trainer.sched.n_steps)  # of the timed steps
     model = GRU4Rec(cfg, device=str(device))
     model.net_, model.item_index_, model.item_support_ = net, index, support
     for p in net.params.values():
@@ -125,22 +130,26 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000, help="mini-batches timed per point")
     ap.add_argument("--eval-predictions", type=int, default=20_000)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--static", action="store_true",
+                    help="fixed-shape steps (on CUDA: replayed as a CUDA graph)")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one point, print JSON
     args = ap.parse_args()
     if args.one:
         print(json.dumps(run_point(json.loads(args.one))))
         return
-    rows = []
+    rows, failed = [], 0
     grid = itertools.product(args.items, args.layers, args.losses, args.batch_sizes)
     for items, layers, loss, batch in grid:
         point = {"loss": loss, "items": items, "layers": layers, "batch_size": batch,
                  "events": args.events, "steps": args.steps, "device": args.device,
+                 "static": args.static,
                  "eval_predictions": args.eval_predictions}
         proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(point)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"failed: {point}\n{proc.stderr[-2000:]}", file=sys.stderr)
+            failed += 1
             continue
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
@@ -149,6 +158,8 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if failed:
+        sys.exit(f"{failed} grid point(s) failed (see above)")
 
 
 if __name__ == "__main__":

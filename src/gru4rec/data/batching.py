@@ -133,6 +133,10 @@ class DeviceSchedule:
             if self.n_steps else []
         self._shrink = {t: torch.as_tensor(k, device=device) for t, k in sched.keep.items()}
 
+    def events_before(self, t: int) -> int:
+        """Number of examples in the steps before step t."""
+        return self.bounds[t]
+
     def step(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(M_t,) inputs and (M_t,) targets of step t."""
         lo, hi = self.bounds[t], self.bounds[t + 1]
@@ -196,6 +200,11 @@ class StaticDeviceSchedule:
         self._active = torch.as_tensor(padded.active, dtype=torch.float32, device=device)
         keep = (~padded.reset).astype(np.float32)[:, :, None]
         self._keep = torch.as_tensor(keep, device=device)  # (T, B, 1): 0 where reset
+        self._before = np.r_[0, np.cumsum(padded.active.sum(1))].tolist()
+
+    def events_before(self, t: int) -> int:
+        """Number of examples in the steps before step t."""
+        return self._before[t]
 
     def step(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) inputs and (B,) targets of step t (item 0 in finished slots)."""

@@ -1,0 +1,33 @@
+"""The benchmark scripts run and report what they claim (tiny sizes; no timings checked)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("loss", "static"), [("bpr-max", False), ("cross-entropy", True)])
+def test_grid_point_reports_its_measurements(bench, loss: str, static: bool) -> None:
+    point = {"loss": loss, "items": 800, "layers": 16, "batch_size": 8, "events": 6000,
+             "steps": 30, "device": "cpu", "static": static, "eval_predictions": 60}
+    row = bench.run_point(point)
+    assert row["n_items"] == 800  # the catalogue is padded to the requested size
+    assert row["train_steps"] == 30
+    assert 0 < row["eval_predictions"] <= 60
+    for key in ("mb_per_s", "events_per_s", "eval_predictions_per_s", "peak_rss_mb"):
+        assert row[key] > 0, key
+    assert row["events_per_s"] <= row["mb_per_s"] * 8 + 1  # at most B examples a step
+    table = bench.table([row])
+    assert table.splitlines()[2].startswith(f"| {loss} | 800 | 16 | 8 |")

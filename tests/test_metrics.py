@@ -225,3 +225,19 @@ def test_bad_cutoffs_raise_config_error(cutoffs: object) -> None:
 def test_accumulator_rejects_2d_ranks() -> None:
     with pytest.raises(ConfigError, match="1-D"):
         MetricAccumulator([5]).update(torch.ones(2, 2))
+
+
+@pytest.mark.parametrize("chunk_items", [17, 256])
+@pytest.mark.parametrize("mode", TIE_MODES)
+def test_chunked_band_pass_equals_full_on_float32(chunk_items: int, mode: str) -> None:
+    # random float32 scores, no exact ties: every row takes the one-pass band count
+    gen = torch.Generator().manual_seed(21)
+    h = torch.randn(64, 24, generator=gen)
+    weight = torch.randn(1000, 24, generator=gen) * 0.3
+    bias = torch.randn(1000, generator=gen) * 0.1
+    targets = torch.randint(0, 1000, (64,), generator=gen)
+    full = target_ranks(h @ weight.T + bias, targets, mode,
+                        generator=torch.Generator().manual_seed(5))
+    chunked = target_ranks_chunked(h, weight, bias, targets, mode, chunk_items=chunk_items,
+                                   generator=torch.Generator().manual_seed(5))
+    assert torch.equal(full, chunked)

@@ -22,13 +22,17 @@ from gru4rec.data.sessions import group_sessions
 from gru4rec.errors import ConfigError
 from gru4rec.metrics import MetricAccumulator, target_ranks, target_ranks_chunked
 from gru4rec.model import GRU4Rec
-from gru4rec.nn.network import Network
 
 __all__ = ["EvalResult", "evaluate"]
 
 log = logging.getLogger(__name__)
 
-SCORE_CHUNK_ELEMENTS = 1 << 25  # cap on a (slots x items) score block (128 MB): bounds memory
+# Scores of a (slots x items) block. A catalogue that fits in ONE_BLOCK scores is scored in
+# one matmul (its targets read out of it); a larger one in CHUNK-sized blocks, twice: 4 MB
+# blocks stay in the CPU cache between the matmul and the counting pass (2x faster at 1M
+# items than 64 MB ones) and bound the memory.
+ONE_BLOCK_ELEMENTS = 1 << 25
+CHUNK_ELEMENTS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -89,13 +93,16 @@ def evaluate(model: GRU4Rec, test: Any, *, cutoffs: Sequence[int] = (20,),
     sched = DeviceSchedule(build_schedule(sessions, batch_size), net.device)
     gen = torch.Generator(device=net.device).manual_seed(seed)
     columns = _popular_items(model, test_against_items)
+    n_h = net.layers[-1]
+    # contiguous copies of the output weights, once: the matmuls run ~25% faster on them
+    out = (net.params["Wyb"][:, :n_h].contiguous(), net.params["Wyb"][:, n_h].contiguous())
     with torch.inference_mode():
         state = net.zero_state(sched.first_size)
         for t in range(sched.n_steps):
             state = sched.carry_state(t, state)
             inp, tgt = sched.step(t)
             state = net.hidden(net.input_rows(inp), state, training=False)
-            acc.update(_ranks(net, state[-1], tgt, mode, gen, columns))
+            acc.update(_ranks(out, state[-1], tgt, mode, gen, columns))
     metrics = acc.result()
     n = int(metrics.pop("n"))
     return EvalResult(metrics, n, n_dropped, time.perf_counter() - start,
@@ -110,19 +117,19 @@ def _popular_items(model: GRU4Rec, n: int | None) -> torch.Tensor | None:
     return torch.topk(support, n).indices.to(model.net_.device)
 
 
-def _ranks(net: Network, h: torch.Tensor, tgt: torch.Tensor, mode: str,
-           gen: torch.Generator, columns: torch.Tensor | None) -> torch.Tensor:
-    """(M,) ranks of the targets for output states h (M, H)."""
-    wyb = net.params["Wyb"]
-    n_h = net.layers[-1]
+def _ranks(out: tuple[torch.Tensor, torch.Tensor], h: torch.Tensor, tgt: torch.Tensor,
+           mode: str, gen: torch.Generator, columns: torch.Tensor | None) -> torch.Tensor:
+    """(M,) ranks of the targets for output states h (M, H); out = (Wy, by)."""
+    wy, by = out
     if columns is None:
-        chunk = max(1, SCORE_CHUNK_ELEMENTS // max(h.shape[0], 1))
-        return target_ranks_chunked(h, wyb[:, :n_h], wyb[:, n_h], tgt, mode,
-                                    chunk_items=chunk, generator=gen)
+        m = max(h.shape[0], 1)
+        chunk = wy.shape[0] if wy.shape[0] * m <= ONE_BLOCK_ELEMENTS \
+            else max(1, CHUNK_ELEMENTS // m)
+        return target_ranks_chunked(h, wy, by, tgt, mode, chunk_items=chunk, generator=gen)
     # restricted catalogue: the popular columns with the target masked out, then the target
-    sub = torch.addmm(wyb[columns, n_h], h, wyb[columns, :n_h].t())  # (M, N)
+    sub = torch.addmm(by[columns], h, wy[columns].t())  # (M, N)
     sub = sub.masked_fill(columns[None, :] == tgt[:, None], float("-inf"))
-    own = (h * wyb[tgt, :n_h]).sum(1) + wyb[tgt, n_h]
+    own = (h * wy[tgt]).sum(1) + by[tgt]
     scores = torch.cat([sub, own[:, None]], 1)
     last = torch.full_like(tgt, scores.shape[1] - 1)
     return target_ranks(scores, last, mode, gen)

@@ -46,6 +46,7 @@ _SIGNATURES = {
     "sample_cdf": (None, [_VOID, _I64, _VOID, _I64, _VOID, _I64, _VOID]),
     "log_q_columns": (None, [_VOID, _VOID, _I64, _I64, _VOID, _F32]),
     "count_vs_target": (None, [_VOID, _I64, _I64, _I64, _VOID, _VOID, _VOID]),
+    "count_band": (None, [_VOID, _I64, _I64, _I64, _VOID, _VOID, _VOID, _VOID]),
 }
 
 _loaded: Kernels | None = None
@@ -187,6 +188,15 @@ class Kernels:
         self._lib.count_vs_target(scores.data_ptr(), m, n, scores.stride(0),
                                   target_scores.data_ptr(), greater.data_ptr(),
                                   equal.data_ptr())
+
+
+    def count_band(self, scores: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+                   above: torch.Tensor, within: torch.Tensor) -> None:
+        """above[i] += #{scores[i] > hi[i]}, within[i] += #{scores[i] >= lo[i]} for an (M, K)
+        float32 block (rows may be strided), lo/hi (M,) float32, counts (M,) int64."""
+        m, n = scores.shape
+        self._lib.count_band(scores.data_ptr(), m, n, scores.stride(0), lo.data_ptr(),
+                             hi.data_ptr(), above.data_ptr(), within.data_ptr())
 
 
 def kernels() -> Kernels | None:

@@ -28,13 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PRESETS = {
-    "bpr-max": dict(loss="bpr-max", elu_param=0.5, constrained_embedding=False, embedding=0,
-                    learning_rate=0.2, momentum=0.3, sample_alpha=0.0, bpreg=1.0),
-    "cross-entropy": dict(loss="cross-entropy", constrained_embedding=True, embedding=0,
-                          learning_rate=0.2, momentum=0.2, sample_alpha=0.5, logq=1.0,
-                          dropout_p_hidden=0.4),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import PRESETS, machine  # noqa: E402  (benchmarks/ is a folder, not a package)
 
 
 def run_point(point: dict) -> dict:
@@ -93,21 +88,6 @@ def _first_predictions(events, n: int):
     keep = np.isin(events.session, keep_sessions)
     return Events(session=events.session[keep], item=events.item[keep],
                   time=events.time[keep])
-
-
-def machine(device: str) -> dict:
-    """What the numbers were measured on."""
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    info = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "device": device}
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def table(rows: list[dict]) -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,30 +27,8 @@ from gru4rec.model import resolve_device
 from gru4rec.nn.network import Network
 from gru4rec.training import Trainer
 
-PRESETS = {
-    # the original paper's RSC15 bpr-max setting (no embedding)
-    "bpr-max": dict(loss="bpr-max", elu_param=0.5, constrained_embedding=False, embedding=0,
-                    learning_rate=0.2, momentum=0.3, sample_alpha=0.0, bpreg=1.0),
-    # cross-entropy with logQ and the shared embedding
-    "cross-entropy": dict(loss="cross-entropy", constrained_embedding=True, embedding=0,
-                          learning_rate=0.2, momentum=0.2, sample_alpha=0.5, logq=1.0,
-                          dropout_p_hidden=0.4),
-}
-
-
-def machine(device: torch.device) -> dict[str, object]:
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    info: dict[str, object] = {"cpu": cpu, "threads": torch.get_num_threads(),
-                               "torch": torch.__version__, "device": str(device)}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import PRESETS, machine  # noqa: E402  (benchmarks/ is a folder, not a package)
 
 
 def main() -> None:

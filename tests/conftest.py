@@ -74,3 +74,15 @@ def successor_train() -> Events:
 def successor_test() -> Events:
     """Test log of the successor rule: 100 sessions of 6 events (500 predictions)."""
     return make_successor_events(n_items=50, n_sessions=100, length=6, seed=1)
+
+
+@pytest.fixture(scope="session")
+def synthetic_sessions() -> tuple:
+    """(sessions, support, n_items) of a small synthetic log: 300 items, 500 sessions."""
+    from gru4rec.data.sessions import ItemIndex, group_sessions
+    from gru4rec.data.synthetic import make_sessions
+
+    events = make_sessions(n_items=300, n_sessions=500, mean_length=5.0, seed=0)
+    index = ItemIndex.from_items(events.item)
+    sessions, _ = group_sessions(events, index)
+    return sessions, np.bincount(sessions.items, minlength=len(index)), len(index)

@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 import pytest
 import torch
 
 from gru4rec import GRU4RecConfig
-from gru4rec.data.sessions import ItemIndex, SessionData, group_sessions
-from gru4rec.data.synthetic import make_sessions
 from gru4rec.nn.network import Network
 from gru4rec.training import Trainer
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[SessionData, np.ndarray, int]:
-    events = make_sessions(n_items=300, n_sessions=500, mean_length=5.0, seed=0)
-    index = ItemIndex.from_items(events.item)
-    sessions, _ = group_sessions(events, index)
-    return sessions, np.bincount(sessions.items, minlength=len(index)), len(index)
+def data(synthetic_sessions: tuple) -> tuple:
+    return synthetic_sessions
 
 
 def _config(loss: str, mode: str, layers: list[int], dropout: float, n_sample: int

@@ -191,14 +191,3 @@ def test_count_vs_target_equals_the_comparison_sums(k: native.Kernels) -> None:
     k.count_vs_target(block, t, greater, equal)
     assert torch.equal(greater, 10 + (block > t[:, None]).sum(1))
     assert torch.equal(equal, (block == t[:, None]).sum(1))
-
-
-def test_count_band_equals_the_comparison_sums(k: native.Kernels) -> None:
-    gen = torch.Generator().manual_seed(8)
-    block = torch.randint(-4, 5, (5, 51), generator=gen).float()[:, 1:50]  # strided, ties
-    lo, hi = torch.full((5,), -1.0), torch.tensor([0.0, 1.0, 2.0, -1.0, 4.0])
-    above = torch.zeros(5, dtype=torch.int64)
-    within = torch.full((5,), 3, dtype=torch.int64)
-    k.count_band(block, lo, hi, above, within)
-    assert torch.equal(above, (block > hi[:, None]).sum(1))
-    assert torch.equal(within, 3 + (block >= lo[:, None]).sum(1))

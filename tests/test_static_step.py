@@ -11,8 +11,6 @@ import torch
 from gru4rec import GRU4Rec, GRU4RecConfig, evaluate
 from gru4rec.data.batching import build_schedule, pad_schedule
 from gru4rec.data.events import Events
-from gru4rec.data.sessions import ItemIndex, SessionData, group_sessions
-from gru4rec.data.synthetic import make_sessions
 from gru4rec.errors import ConfigError
 from gru4rec.nn.network import Network
 from gru4rec.nn.optim import SparseOptimizer
@@ -20,11 +18,8 @@ from gru4rec.training import Trainer
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[SessionData, np.ndarray, int]:
-    events = make_sessions(n_items=300, n_sessions=500, mean_length=5.0, seed=0)
-    index = ItemIndex.from_items(events.item)
-    sessions, _ = group_sessions(events, index)
-    return sessions, np.bincount(sessions.items, minlength=len(index)), len(index)
+def data(synthetic_sessions: tuple) -> tuple:
+    return synthetic_sessions
 
 
 def test_padded_schedule_keeps_every_slot_in_its_row(data: tuple) -> None:

@@ -338,31 +338,3 @@ void count_vs_target(const float *s, int64_t m, int64_t n, int64_t ld, const flo
         equal[i] += e;
     }
 }
-
-/* For each of the m rows of an (m, n) score block (row stride ld): add to above[i] the
- * number of scores > hi[i] and to within[i] the number of scores >= lo[i]. */
-void count_band(const float *s, int64_t m, int64_t n, int64_t ld, const float *lo,
-                const float *hi, int64_t *above, int64_t *within) {
-    for (int64_t i = 0; i < m; i++) {
-        const float *row = s + i * ld;
-        v8f vlo = splat(lo[i]), vhi = splat(hi[i]);
-        v8i a = {0, 0, 0, 0, 0, 0, 0, 0}, w = a;
-        int64_t k = 0;
-        for (; k + W <= n; k += W) {
-            v8f v = load8(row + k);
-            a -= (v8i)(v > vhi);
-            w -= (v8i)(v >= vlo);
-        }
-        int64_t ca = 0, cw = 0;
-        for (int j = 0; j < W; j++) {
-            ca += a[j];
-            cw += w[j];
-        }
-        for (; k < n; k++) {
-            ca += row[k] > hi[i];
-            cw += row[k] >= lo[i];
-        }
-        above[i] += ca;
-        within[i] += cw;
-    }
-}

@@ -46,7 +46,6 @@ _SIGNATURES = {
     "sample_cdf": (None, [_VOID, _I64, _VOID, _I64, _VOID, _I64, _VOID]),
     "log_q_columns": (None, [_VOID, _VOID, _I64, _I64, _VOID, _F32]),
     "count_vs_target": (None, [_VOID, _I64, _I64, _I64, _VOID, _VOID, _VOID]),
-    "count_band": (None, [_VOID, _I64, _I64, _I64, _VOID, _VOID, _VOID, _VOID]),
 }
 
 _loaded: Kernels | None = None
@@ -178,8 +177,6 @@ class Kernels:
         self._lib.log_q_columns(out.data_ptr(), cols.data_ptr(), cols.shape[0], m,
                                 log_support.data_ptr(), alpha)
 
-
-
     def count_vs_target(self, scores: torch.Tensor, target_scores: torch.Tensor,
                         greater: torch.Tensor, equal: torch.Tensor) -> None:
         """greater[i] += #{scores[i] > t[i]}, equal[i] += #{scores[i] == t[i]} for an (M, K)
@@ -188,15 +185,6 @@ class Kernels:
         self._lib.count_vs_target(scores.data_ptr(), m, n, scores.stride(0),
                                   target_scores.data_ptr(), greater.data_ptr(),
                                   equal.data_ptr())
-
-
-    def count_band(self, scores: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-                   above: torch.Tensor, within: torch.Tensor) -> None:
-        """above[i] += #{scores[i] > hi[i]}, within[i] += #{scores[i] >= lo[i]} for an (M, K)
-        float32 block (rows may be strided), lo/hi (M,) float32, counts (M,) int64."""
-        m, n = scores.shape
-        self._lib.count_band(scores.data_ptr(), m, n, scores.stride(0), lo.data_ptr(),
-                             hi.data_ptr(), above.data_ptr(), within.data_ptr())
 
 
 def kernels() -> Kernels | None:

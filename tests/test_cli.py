@@ -362,3 +362,20 @@ def test_progress_bar_draws_and_clears_on_a_terminal(monkeypatch) -> None:
     assert "\n" not in drawn
     bar(4, 4)
     assert stream.getvalue()[len(drawn):].strip(" \r") == ""  # the line is wiped
+
+
+def test_run_static_shapes(data, capsys) -> None:
+    code, out, err = _run(capsys, "run", data["train"], "-ps", TINY, "-t", data["test"],
+                          "--static_shapes", *FAST)
+    assert code == 0, err
+    assert any(EPOCH_RE.match(line) for line in out)
+    assert len(_metric_lines(out)) == 1
+
+
+def test_run_static_shapes_with_an_uncovered_configuration_is_a_clean_error(data,
+                                                                            capsys) -> None:
+    code, out, err = _run(capsys, "run", data["train"], "-ps", TINY + ",loss=top1-max",
+                          "--static_shapes", *FAST)
+    assert code == 2
+    assert "static_shapes needs a configuration the hand-written step covers" in err
+    assert "Traceback" not in err and not any(EPOCH_RE.match(line) for line in out)

@@ -16,6 +16,7 @@ from gru4rec.data.sessions import ItemIndex, group_sessions
 from gru4rec.errors import ConfigError, DataError, NotFittedError, TrainingDivergedError
 from gru4rec.model_file import read_model_file, write_model_file
 from gru4rec.nn.network import Network
+from gru4rec.nn.step import FastStep
 from gru4rec.training import EpochResult, Trainer
 
 __all__ = ["GRU4Rec", "resolve_device"]
@@ -70,6 +71,10 @@ class GRU4Rec:
         self.sample_store_size = sample_store_size
         self.sample_store_on_cpu = sample_store_on_cpu
         self.static_shapes = static_shapes
+        if static_shapes and not FastStep.supports(self.config):
+            raise ConfigError("static_shapes needs a configuration the hand-written step "
+                              "covers: cross-entropy on softmax or bpr-max on ELU/linear, "
+                              "tanh, Adagrad, no smoothing, lmbd or grad_cap")
         self.history_: list[EpochResult] = []
         self._diverged = False
 

@@ -102,6 +102,11 @@ def _add_training_args(group: Any) -> None:
     group.add_argument("--sample_store_on_cpu", action="store_true",
                        help="Keep the negative sample buffer in main memory instead of on "
                             "the training device (slower on GPU).")
+    group.add_argument("--static_shapes", action="store_true",
+                       help="Train on fixed-shape steps (finished sessions masked at the end "
+                            "of an epoch; same losses); on CUDA the step is replayed as a "
+                            "CUDA graph. For cross-entropy/softmax or bpr-max/ELU with "
+                            "Adagrad and a tanh GRU.")
 
 
 def _add_evaluation_args(group: Any) -> None:
@@ -214,7 +219,8 @@ def _train(args: argparse.Namespace, config: GRU4RecConfig, device: str) -> GRU4
 
     model = GRU4Rec(config, device=device, seed=args.seed,
                     sample_store_size=args.sample_store_size,
-                    sample_store_on_cpu=args.sample_store_on_cpu)
+                    sample_store_on_cpu=args.sample_store_on_cpu,
+                    static_shapes=args.static_shapes)
     _say("Loading training data...")
     events = _read(args.path, args)
     _say("Started training")

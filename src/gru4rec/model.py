@@ -73,8 +73,7 @@ class GRU4Rec:
         self.static_shapes = static_shapes
         if static_shapes and not FastStep.supports(self.config):
             raise ConfigError("static_shapes needs a configuration the hand-written step "
-                              "covers: cross-entropy on softmax or bpr-max on ELU/linear, "
-                              "tanh, Adagrad, no smoothing, lmbd or grad_cap")
+                              f"covers: {FastStep.COVERS}")
         self.history_: list[EpochResult] = []
         self._diverged = False
 

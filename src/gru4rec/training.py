@@ -110,9 +110,8 @@ class Trainer:
         # the hand-written step covers the usual configurations; autograd does the rest
         self.generic = reference or not FastStep.supports(cfg)
         if static and self.generic:
-            raise ConfigError("fixed-shape (static) steps need a configuration the "
-                              "hand-written step covers: cross-entropy on softmax or bpr-max "
-                              "on ELU/linear, tanh, Adagrad, no smoothing, lmbd or grad_cap")
+            raise ConfigError("static_shapes needs a configuration the hand-written step "
+                              f"covers: {FastStep.COVERS}")
         self._fast: Callable[..., tuple[torch.Tensor | float, list[torch.Tensor]]] = \
             FastStep(net, self.opt, self.native)
         if static:

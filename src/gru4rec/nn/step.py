@@ -61,10 +61,12 @@ class FastStep:
         self._ones = torch.ones(self.cfg.batch_size, 1, device=net.device)
         self._scratch = torch.empty(2, self.cfg.batch_size + self.cfg.n_sample)
 
+    COVERS = ("cross-entropy on softmax or bpr-max on ELU/linear, with a tanh GRU, Adagrad, "
+              "and no smoothing, lmbd or grad_cap")
+
     @staticmethod
     def supports(cfg: GRU4RecConfig) -> bool:
-        """Whether the hand-written backward covers ``cfg``: cross-entropy on softmax or
-        bpr-max on ELU/linear, tanh GRU, Adagrad, no smoothing, lmbd or grad_cap."""
+        """Whether the hand-written backward covers ``cfg`` (see ``COVERS``)."""
         usual = (cfg.loss == "cross-entropy" and cfg.final_act == "softmax"
                  and cfg.smoothing == 0) or (
             cfg.loss == "bpr-max" and (cfg.final_act == "linear"

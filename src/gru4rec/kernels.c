@@ -1,10 +1,12 @@
-/* CPU kernels for the GRU4Rec training step (loaded with ctypes by gru4rec.native).
+/* CPU kernels for GRU4Rec training and evaluation (loaded with ctypes by gru4rec.native).
  *
  * A GRU4Rec step is tiny (B=32 rows, ~2000 score columns), so on a CPU the cost of running
  * it as dozens of separate tensor ops (dispatch, temporaries, one memory pass each) is
  * several times the arithmetic. These kernels fuse the element-wise work that follows the
  * score matmul (loss and its gradient) and the optimiser updates (row-sparse and dense
- * Adagrad with momentum) into single passes. Matrix products stay in PyTorch (BLAS).
+ * Adagrad with momentum) into single passes. Matrix products stay in PyTorch (BLAS). Two
+ * more remove per-draw and per-comparison overheads: inverse-CDF sampling through a guide
+ * table, and counting the scores above / equal to each target's in one pass (evaluation).
  *
  * Arithmetic follows gru4rec.nn.losses / gru4rec.nn.optim operation by operation (the
  * optimiser agrees with PyTorch's to float32 rounding: PyTorch's vectorised sqrt is not

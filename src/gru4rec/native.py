@@ -1,11 +1,11 @@
 """Fused CPU kernels (``kernels.c``), compiled on first use and called through ctypes.
 
-The C source ships with the package. The first time a CPU training step needs it, it is
-compiled with the system C compiler (``cc``, or ``$CC``) for this machine's CPU and cached
+The C source ships with the package. The first time CPU training or evaluation needs it, it
+is compiled with the system C compiler (``cc``, or ``$CC``) for this machine's CPU and cached
 under ``$GRU4REC_CACHE_DIR`` (default ``~/.cache/gru4rec``), keyed by the source, the flags
 and the CPU. Compilation takes about a second and needs no PyTorch headers. Without a
-compiler, or with ``GRU4REC_NATIVE=0``, training uses the equivalent pure-PyTorch path
-(same results, slower); :func:`kernels` then returns None.
+compiler, or with ``GRU4REC_NATIVE=0``, the equivalent pure-PyTorch code runs instead (same
+results up to float rounding, slower); :func:`kernels` then returns None.
 """
 
 from __future__ import annotations

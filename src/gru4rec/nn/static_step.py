@@ -43,16 +43,8 @@ class StaticStep(FastStep):
         """inp (B,) inputs, y (N,) score columns (the B targets, then the samples), state
         [(B, H_i)], log_q (N,) or None, active (B,) float 0/1. Returns the step loss
         (0-dim) and the new state."""
-        net, cfg = self.net, self.cfg
-        n_h = net.layers[-1]
-        wyb, i_name = net.params["Wyb"], net.input_table
-        oy = wyb.index_select(0, y)  # (N, H+1)
-        x0 = net.params[i_name].index_select(0, inp)
-        if i_name == "Wyb":
-            x0 = x0[:, :n_h]
-        caches, state, x0_mask = self._forward(x0, state)
-        h_aug = torch.cat([state[-1], self._ones], 1)  # (B, H+1)
-        scores = h_aug @ oy.t()  # (B, N)
+        cfg, i_name = self.cfg, self.net.input_table
+        scores, fwd, state = self._scores(inp, y, state)  # (B, N)
         cols = torch.cat([active, self._sample_cols])  # (N,) 1 = a column that counts
         rows = active.unsqueeze(1)
         if cfg.loss == "cross-entropy":  # finished slots' targets leave the softmax
@@ -61,8 +53,7 @@ class StaticStep(FastStep):
         else:
             loss, g = bpr_max_value_and_grad(scores, cfg.batch_size, cfg.bpreg,
                                              cfg.elu_param, self._neg * cols, rows)
-        d_oy = g.t() @ h_aug  # (N, H+1)
-        d_x0, grads = self._backward(g @ oy[:, :n_h], caches, x0_mask)
+        d_oy, d_x0, grads = self._grads(g, fwd)
         if i_name == "Wyb":  # one table: output rows first, then inputs (bias column: 0)
             self.opt.step_rows_static("Wyb", torch.cat([y, inp]),
                                       torch.cat([d_oy, F.pad(d_x0, (0, 1))]),

@@ -36,6 +36,16 @@ class _LayerCache:
     mask: torch.Tensor | None  # (M, H) dropout multiplier on the output
 
 
+@dataclass
+class _Pass:
+    """What the backward of a step needs from its forward."""
+
+    oy: torch.Tensor  # (N, H+1) output rows of the score columns
+    h_aug: torch.Tensor  # (M, H+1) output state with a column of ones (the bias)
+    caches: list[_LayerCache]
+    x0_mask: torch.Tensor | None  # dropout on the input embedding
+
+
 def _dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor | None:
     """Inverted-dropout multiplier, drawn like F.dropout (same RNG use), or None if p=0."""
     if p <= 0:
@@ -85,19 +95,10 @@ class FastStep:
         Returns the step loss (0-dim tensor, or a float from the native kernels) and the new
         hidden state.
         """
-        net, m = self.net, inp.shape[0]
-        n_h = net.layers[-1]
-        wyb, i_name = net.params["Wyb"], net.input_table
-        oy = wyb.index_select(0, y)  # (N, H+1) output rows of the score columns
-        x0 = net.params[i_name].index_select(0, inp)  # (M, 3H_0) or (M, D) input rows
-        if i_name == "Wyb":
-            x0 = x0[:, :n_h]
-        caches, state, x0_mask = self._forward(x0, state)
-        h_aug = torch.cat([state[-1], self._ones[:m]], 1)  # (M, H+1): bias as a column
-        scores = h_aug @ oy.t()  # (M, N)
+        i_name = self.net.input_table
+        scores, fwd, state = self._scores(inp, y, state)
         loss, g = self._loss_and_grad(scores, log_q, mask)
-        d_oy = g.t() @ h_aug  # (N, H+1) gradient of each score column's row
-        d_x0, grads = self._backward(g @ oy[:, :n_h], caches, x0_mask)
+        d_oy, d_x0, grads = self._grads(g, fwd)
         if i_name == "Wyb":  # shared embedding: one table, output rows first, then inputs
             self.opt.step_row_grads("Wyb", [(y, d_oy), (inp, d_x0)])
         else:
@@ -105,6 +106,28 @@ class FastStep:
             self.opt.step_row_grads("Wyb", [(y, d_oy)])
         self.opt.step_dense_all(self.dense, [grads[n] for n in self.dense])
         return loss, state
+
+    def _scores(self, inp: torch.Tensor, y: torch.Tensor, state: list[torch.Tensor]
+                ) -> tuple[torch.Tensor, _Pass, list[torch.Tensor]]:
+        """Forward pass: the (M, N) scores of inputs inp (M,) against columns y (N,), what
+        the backward needs, and the new state."""
+        net, m = self.net, inp.shape[0]
+        oy = net.params["Wyb"].index_select(0, y)  # (N, H+1) output rows of the columns
+        x0 = net.params[net.input_table].index_select(0, inp)  # (M, 3H_0) or (M, D) rows
+        if net.input_table == "Wyb":
+            x0 = x0[:, : net.layers[-1]]
+        caches, state, x0_mask = self._forward(x0, state)
+        h_aug = torch.cat([state[-1], self._ones[:m]], 1)  # (M, H+1): bias as a column
+        return h_aug @ oy.t(), _Pass(oy, h_aug, caches, x0_mask), state
+
+    def _grads(self, g: torch.Tensor, fwd: _Pass
+               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """From d loss / d scores (M, N): the gradients of the output rows (N, H+1), of the
+        input rows, and of the dense weights."""
+        d_oy = g.t() @ fwd.h_aug  # (N, H+1) gradient of each score column's row
+        d_x0, grads = self._backward(g @ fwd.oy[:, : self.net.layers[-1]], fwd.caches,
+                                     fwd.x0_mask)
+        return d_oy, d_x0, grads
 
     def _loss_and_grad(self, scores: torch.Tensor, log_q: torch.Tensor | None,
                        mask: torch.Tensor | None) -> tuple[torch.Tensor | float, torch.Tensor]:

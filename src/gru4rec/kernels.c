@@ -16,6 +16,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The loss kernels are written with GCC/Clang vector extensions (8 floats; the compiler
@@ -79,6 +80,21 @@ static inline void storen(float *p, int64_t cnt, v8f v) {
 }
 static inline int64_t lanes(int64_t n, int64_t k) { return n - k < W ? n - k : W; }
 
+/* Work below this many elements runs on one thread: waking the pool costs more. */
+#define PARALLEL_MIN 16384
+
+/* Sum of the m per-row losses in row order (the same total for any thread count) and free
+ * them; NaN when an allocation failed, which the trainer's finiteness check reports. */
+static double sum_losses(double *loss, int64_t m, int failed) {
+    double total = 0.0;
+    if (loss != NULL && !failed)
+        for (int64_t j = 0; j < m; j++) total += loss[j];
+    else
+        total = NAN;
+    free(loss);
+    return total;
+}
+
 static float row_max(const float *x, int64_t n) {
     v8f m = splat(-INFINITY);
     for (int64_t k = 0; k < n; k += W) m = max8(m, loadn(x + k, lanes(n, k), -INFINITY));
@@ -95,12 +111,10 @@ static float row_max(const float *x, int64_t n) {
  *   d/dx_k = s_k (bpreg x_k (x_k + 2) - sig_k^2 / (hit+1e-24) + hit / (hit+1e-24) - bpreg reg)
  *   d/dx_j = -(hit - sum s sig^2) / (hit + 1e-24)
  * e and sg are scratch rows of n floats. Returns the summed row losses (not divided). */
-double bpr_max_rows(float *r, int64_t m, int64_t n, float inv_batch, float bpreg,
-                    float alpha, float *e, float *sg) {
-    double total = 0.0;
+static double bpr_max_row(float *x, int64_t j, int64_t n, float inv_batch, float bpreg,
+                          float alpha, float *e, float *sg) {
     const v8f zero = splat(0.0f), one = splat(1.0f);
-    for (int64_t j = 0; j < m; j++) {
-        float *x = r + j * n;
+    {
         if (alpha > 0.0f) { /* ELU: x for x > 0, alpha (exp(x) - 1) otherwise */
             for (int64_t k = 0; k < n; k += W) {
                 int64_t c = lanes(n, k);
@@ -136,7 +150,7 @@ double bpr_max_rows(float *r, int64_t m, int64_t n, float inv_batch, float bpreg
         float sum_e = hsum8(se);
         float hit = hsum8(sh) / sum_e, reg = hsum8(sq) / sum_e, dsq = hsum8(sd) / sum_e;
         float hit_eps = hit + 1e-24f, inv_hit = 1.0f / hit_eps;
-        total += -log((double)hit_eps) + (double)bpreg * reg;
+        double loss = -log((double)hit_eps) + (double)bpreg * reg;
         float c0 = hit * inv_hit - bpreg * reg, inv_sum = 1.0f / sum_e;
         float dpos = -(hit - dsq) * inv_hit;
         if (alpha > 0.0f) dpos *= xp > 0.0f ? 1.0f : xp + alpha;
@@ -149,19 +163,36 @@ double bpr_max_rows(float *r, int64_t m, int64_t n, float inv_batch, float bpreg
             storen(x + k, c, g * inv_batch);
         }
         x[j] = dpos * inv_batch;
+        return loss;
     }
-    return total;
+}
+
+double bpr_max_rows(float *r, int64_t m, int64_t n, float inv_batch, float bpreg,
+                    float alpha) {
+    double *loss = malloc((size_t)m * sizeof(double));
+    int failed = loss == NULL;
+    /* rows are independent: split them over the threads PyTorch uses (same OpenMP pool) */
+#pragma omp parallel if (m * n >= PARALLEL_MIN) reduction(| : failed)
+    {
+        float *e = malloc((size_t)(2 * n) * sizeof(float)); /* scratch: exp and sigmoid */
+        failed |= e == NULL;
+        if (e != NULL && loss != NULL) {
+#pragma omp for schedule(static)
+            for (int64_t j = 0; j < m; j++)
+                loss[j] = bpr_max_row(r + j * n, j, n, inv_batch, bpreg, alpha, e, e + n);
+        }
+        free(e);
+    }
+    return sum_losses(loss, m, failed);
 }
 
 /* Softmax cross-entropy on the (m, n) raw scores r, overwritten with d loss / d r.
  * With log_q (n values, may be NULL) the scores are first shifted by -logq * log_q.
  * loss_j = -log(p_jj + 1e-24), gradient w_j (p_jk - [k == j]), w_j = p_jj/(p_jj+1e-24)/B.
  * Returns the summed row losses (not divided). */
-double xe_rows(float *r, int64_t m, int64_t n, float inv_batch, const float *log_q,
-               float logq) {
-    double total = 0.0;
-    for (int64_t j = 0; j < m; j++) {
-        float *z = r + j * n;
+static double xe_row(float *z, int64_t j, int64_t n, float inv_batch, const float *log_q,
+                     float logq) {
+    {
         if (log_q != NULL) {
             for (int64_t k = 0; k < n; k += W) {
                 int64_t c = lanes(n, k);
@@ -179,15 +210,121 @@ double xe_rows(float *r, int64_t m, int64_t n, float inv_batch, const float *log
         }
         float sum_e = hsum8(se);
         float pj = z[j] / sum_e;
-        total += -log((double)(pj + 1e-24f));
+        double loss = -log((double)(pj + 1e-24f));
         float w = pj / (pj + 1e-24f) * inv_batch, scale = w / sum_e;
         for (int64_t k = 0; k < n; k += W) {
             int64_t c = lanes(n, k);
             storen(z + k, c, loadn(z + k, c, 0.0f) * scale);
         }
         z[j] -= w;
+        return loss;
     }
-    return total;
+}
+
+double xe_rows(float *r, int64_t m, int64_t n, float inv_batch, const float *log_q,
+               float logq) {
+    double *loss = malloc((size_t)m * sizeof(double));
+    if (loss == NULL) return NAN;
+#pragma omp parallel for schedule(static) if (m * n >= PARALLEL_MIN)
+    for (int64_t j = 0; j < m; j++) loss[j] = xe_row(r + j * n, j, n, inv_batch, log_q, logq);
+    return sum_losses(loss, m, 0);
+}
+
+/* ---------------------------------------------------------------------------- GRU cell */
+
+/* The element-wise parts of one GRU layer (gru4rec.nn.network: gates [candidate, reset,
+ * update], reset applied to h before the recurrent product, tanh candidate). The matrix
+ * products between them stay in BLAS; fusing the ~10 small tensor ops on each side of them
+ * into one pass removes most of a step's dispatch overhead. a: (m, 3H) input
+ * pre-activations (bias included, row stride lda); all other matrices are contiguous. */
+static inline v8f sigmoid8(v8f x) { return 1.0f / (1.0f + exp8(-x)); }
+static inline v8f tanh8(v8f x) { /* sign(x) (1 - e) / (1 + e), e = exp(-2|x|) <= 1 */
+    v8f ax = select8(x < splat(0.0f), -x, x);
+    v8f e = exp8(-2.0f * ax);
+    v8f t = (1.0f - e) / (1.0f + e);
+    return select8(x < splat(0.0f), -t, t);
+}
+
+/* rz = sigmoid(a[:, H:] + hr) (m, 2H) and rh = r * h (m, H), with hr = h @ Wrz (m, 2H). */
+void gru_gates(const float *a, int64_t lda, const float *hr, const float *h, int64_t m,
+               int64_t hd, float *rz, float *rh) {
+    for (int64_t i = 0; i < m; i++) {
+        const float *ai = a + i * lda + hd, *hri = hr + i * 2 * hd, *hi = h + i * hd;
+        float *rzi = rz + i * 2 * hd;
+        for (int64_t k = 0; k < 2 * hd; k += W) {
+            int64_t c = lanes(2 * hd, k);
+            storen(rzi + k, c, sigmoid8(loadn(ai + k, c, 0.0f) + loadn(hri + k, c, 0.0f)));
+        }
+        for (int64_t k = 0; k < hd; k += W) {
+            int64_t c = lanes(hd, k);
+            storen(rh + i * hd + k, c, loadn(rzi + k, c, 0.0f) * loadn(hi + k, c, 0.0f));
+        }
+    }
+}
+
+/* c = tanh(a[:, :H] + hc) and out = lerp(h, c, z) (as torch.lerp computes it) times the
+ * dropout multiplier (mask may be NULL), with hc = (r * h) @ Wh. When h_aug is given the
+ * output is also written into its first H columns (row stride H + 1). */
+void gru_output(const float *a, int64_t lda, const float *hc, const float *h, const float *rz,
+                const float *mask, int64_t m, int64_t hd, float *c_out, float *out,
+                float *h_aug) {
+    for (int64_t i = 0; i < m; i++) {
+        const float *ai = a + i * lda, *hci = hc + i * hd, *hi = h + i * hd;
+        const float *zi = rz + i * 2 * hd + hd;
+        for (int64_t k = 0; k < hd; k += W) {
+            int64_t c = lanes(hd, k);
+            v8f cv = tanh8(loadn(ai + k, c, 0.0f) + loadn(hci + k, c, 0.0f));
+            v8f hv = loadn(hi + k, c, 0.0f), zv = loadn(zi + k, c, 0.0f);
+            v8f o = select8(zv < splat(0.5f), hv + zv * (cv - hv),
+                            cv - (cv - hv) * (1.0f - zv));
+            if (mask != NULL) o = o * loadn(mask + i * hd + k, c, 0.0f);
+            storen(c_out + i * hd + k, c, cv);
+            storen(out + i * hd + k, c, o);
+            if (h_aug != NULL) storen(h_aug + i * (hd + 1) + k, c, o);
+        }
+    }
+}
+
+/* Backward, part 1, from dout = d loss / d out (m, H; times the dropout multiplier when
+ * mask is given): the candidate and update-gate pre-activation gradients,
+ * dvx[:, :H] = dout z (1 - c^2) and dvx[:, 2H:] = dout (c - h) z (1 - z). */
+void gru_back_out(const float *dout, const float *mask, const float *rz, const float *c,
+                  const float *h, int64_t m, int64_t hd, float *dvx) {
+    for (int64_t i = 0; i < m; i++) {
+        const float *zi = rz + i * 2 * hd + hd;
+        float *di = dvx + i * 3 * hd;
+        for (int64_t k = 0; k < hd; k += W) {
+            int64_t n = lanes(hd, k), o = i * hd + k;
+            v8f d = loadn(dout + o, n, 0.0f);
+            if (mask != NULL) d = d * loadn(mask + o, n, 0.0f);
+            v8f zv = loadn(zi + k, n, 0.0f), cv = loadn(c + o, n, 0.0f);
+            v8f hv = loadn(h + o, n, 0.0f);
+            storen(di + k, n, (d * zv) * (1.0f - cv * cv));
+            storen(di + 2 * hd + k, n, (d * (cv - hv)) * (zv * (1.0f - zv)));
+        }
+    }
+}
+
+/* Backward, part 2: dvx[:, H:2H] = dr h r (1 - r) with dr = dvx[:, :H] @ Wh^T (m, H), and
+ * db (3H) = the column sums of dvx (rows added in order). */
+void gru_back_gates(const float *dr, const float *h, const float *rz, int64_t m, int64_t hd,
+                    float *dvx, float *db) {
+    for (int64_t i = 0; i < m; i++) {
+        const float *ri = rz + i * 2 * hd;
+        float *di = dvx + i * 3 * hd + hd;
+        for (int64_t k = 0; k < hd; k += W) {
+            int64_t n = lanes(hd, k), o = i * hd + k;
+            v8f rv = loadn(ri + k, n, 0.0f);
+            v8f g = (loadn(dr + o, n, 0.0f) * loadn(h + o, n, 0.0f)) * (rv * (1.0f - rv));
+            storen(di + k, n, g);
+        }
+    }
+    for (int64_t k = 0; k < 3 * hd; k += W) {
+        int64_t n = lanes(3 * hd, k);
+        v8f acc = splat(0.0f);
+        for (int64_t i = 0; i < m; i++) acc += loadn(dvx + i * 3 * hd + k, n, 0.0f);
+        storen(db + k, n, acc);
+    }
 }
 
 /* ------------------------------------------------------------------------- optimiser */
@@ -268,6 +405,8 @@ static inline void prefetch_row(const float *row, int64_t c) {
 
 void rows_apply(float *p, float *acc, float *vel, int64_t c, int32_t *slot, const float *buf,
                 const int64_t *uniq, int64_t u, float lr, float mom, float eps) {
+    /* distinct rows: independent updates, split over the threads */
+#pragma omp parallel for schedule(static) if (u * c >= PARALLEL_MIN)
     for (int64_t s = 0; s < u; s++) {
         if (s + PREFETCH_ROWS < u) { /* random rows: the hardware prefetcher cannot guess */
             int64_t next = uniq[s + PREFETCH_ROWS] * c;
@@ -280,6 +419,120 @@ void rows_apply(float *p, float *acc, float *vel, int64_t c, int32_t *slot, cons
                     lr, mom, eps);
         slot[row] = -1;
     }
+}
+
+/* Row-sparse update of the output table straight from d loss / d scores: column j of the
+ * (m, n) score gradient g belongs to table row cols[j], whose gradient is g[:, j]^T h
+ * (h: (m, c) rows [state, 1], c = the table width). Extra gradient rows (k2 of them, `w2`
+ * leading values each, row stride ld2; the input rows of the shared embedding) add to
+ * their table rows. Every distinct row is summed (occurrences in order: the columns, then
+ * the extra rows) and updated once with Adagrad, as rows_accumulate + rows_apply would do
+ * after the (n, c) product g^T h, but without materialising that product: the distinct
+ * rows are split over the threads and each sums its own columns in registers.
+ * slot (n_rows int32, all -1) is restored on return; work needs 3 (n + k2) + 1 int64s.
+ * Returns the number of distinct rows. */
+/* grad (cp floats) += sum_i g[i, j] h[i] over the m rows h of cp floats (zero padded), in
+ * blocks of NV <= 8 vectors: NV independent accumulators hide the FMA latency, and a
+ * compile-time NV lets the compiler keep them all in registers. */
+#define OUTER_BLOCK(NV)                                                                   \
+    static inline void outer_block_##NV(float *grad, const float *g, int64_t m, int64_t n, \
+                                        int64_t j, const float *h, int64_t cp) {          \
+        v8f a[NV];                                                                        \
+        for (int v = 0; v < NV; v++) a[v] = splat(0.0f);                                  \
+        for (int64_t i = 0; i < m; i++) {                                                 \
+            v8f gi = splat(g[i * n + j]);                                                 \
+            for (int v = 0; v < NV; v++) a[v] += gi * load8(h + i * cp + v * W);          \
+        }                                                                                 \
+        for (int v = 0; v < NV; v++) store8(grad + v * W, load8(grad + v * W) + a[v]);    \
+    }
+OUTER_BLOCK(1)
+OUTER_BLOCK(2)
+OUTER_BLOCK(3)
+OUTER_BLOCK(4)
+OUTER_BLOCK(5)
+OUTER_BLOCK(6)
+OUTER_BLOCK(7)
+OUTER_BLOCK(8)
+
+static void outer_row_grad(float *grad, int64_t cp, const float *g, int64_t m, int64_t n,
+                           int64_t j, const float *h) {
+    for (int64_t v0 = 0; v0 < cp; v0 += 8 * W) {
+        float *gr = grad + v0;
+        const float *hv = h + v0;
+        switch ((cp - v0) / W < 8 ? (cp - v0) / W : 8) {
+        case 1: outer_block_1(gr, g, m, n, j, hv, cp); break;
+        case 2: outer_block_2(gr, g, m, n, j, hv, cp); break;
+        case 3: outer_block_3(gr, g, m, n, j, hv, cp); break;
+        case 4: outer_block_4(gr, g, m, n, j, hv, cp); break;
+        case 5: outer_block_5(gr, g, m, n, j, hv, cp); break;
+        case 6: outer_block_6(gr, g, m, n, j, hv, cp); break;
+        case 7: outer_block_7(gr, g, m, n, j, hv, cp); break;
+        default: outer_block_8(gr, g, m, n, j, hv, cp); break;
+        }
+    }
+}
+
+int64_t outer_rows_update(float *p, float *acc, float *vel, int64_t c, int32_t *slot,
+                          const int64_t *cols, const float *g, int64_t m, int64_t n,
+                          const float *h, const int64_t *idx2, const float *g2, int64_t k2,
+                          int64_t ld2, int64_t w2, int64_t *work, float lr, float mom,
+                          float eps) {
+    int64_t total = n + k2, u = 0;
+    int64_t *entry_slot = work, *start = work + total, *order = work + 2 * total + 1;
+    for (int64_t e = 0; e < total; e++) { /* distinct rows in order of first occurrence */
+        int64_t row = e < n ? cols[e] : idx2[e - n];
+        if (slot[row] < 0) slot[row] = (int32_t)u++;
+        entry_slot[e] = slot[row];
+    }
+    /* counting sort of the occurrences by slot (stable: each row keeps its order) */
+    memset(start, 0, (size_t)(u + 1) * sizeof(int64_t));
+    for (int64_t e = 0; e < total; e++) start[entry_slot[e] + 1]++;
+    for (int64_t s = 0; s < u; s++) start[s + 1] += start[s];
+    for (int64_t e = 0; e < total; e++) order[start[entry_slot[e]]++] = e;
+    for (int64_t s = u; s > 0; s--) start[s] = start[s - 1]; /* undo the fill's shift */
+    start[0] = 0;
+    int64_t cp = (c + W - 1) / W * W; /* h and the gradient padded to whole vectors */
+    float *hp = calloc((size_t)(m * cp), sizeof(float));
+    int failed = hp == NULL;
+    for (int64_t i = 0; hp != NULL && i < m; i++)
+        memcpy(hp + i * cp, h + i * c, (size_t)c * sizeof(float));
+#pragma omp parallel if (!failed && n * m * c >= 8 * PARALLEL_MIN) reduction(| : failed)
+    {
+        float *grad = failed ? NULL : malloc((size_t)cp * sizeof(float));
+        failed |= grad == NULL;
+        if (grad != NULL) {
+            /* dynamic: popular rows carry many columns; chunks keep the prefetch useful */
+#pragma omp for schedule(dynamic, 32)
+            for (int64_t s = 0; s < u; s++) {
+                int64_t row = -1;
+                if (s + PREFETCH_ROWS < u) { /* random rows: the hardware cannot guess */
+                    int64_t e = order[start[s + PREFETCH_ROWS]];
+                    int64_t next = (e < n ? cols[e] : idx2[e - n]) * c;
+                    prefetch_row(p + next, c);
+                    prefetch_row(acc + next, c);
+                    if (vel) prefetch_row(vel + next, c);
+                }
+                memset(grad, 0, (size_t)cp * sizeof(float));
+                for (int64_t q = start[s]; q < start[s + 1]; q++) {
+                    int64_t e = order[q];
+                    if (e < n) {
+                        row = cols[e];
+                        outer_row_grad(grad, cp, g, m, n, e, hp);
+                    } else {
+                        row = idx2[e - n];
+                        const float *src = g2 + (e - n) * ld2;
+                        for (int64_t v = 0; v < w2; v++) grad[v] += src[v];
+                    }
+                }
+                adagrad_run(p + row * c, acc + row * c, vel ? vel + row * c : NULL, grad, c,
+                            lr, mom, eps);
+            }
+            free(grad);
+        }
+    }
+    free(hp);
+    for (int64_t e = 0; e < total; e++) slot[e < n ? cols[e] : idx2[e - n]] = -1;
+    return failed ? -1 : u;
 }
 
 /* ---------------------------------------------------------------------------- sampling */

@@ -28,21 +28,33 @@ log = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).with_name("kernels.c")
 # -ffp-contract=off: no implicit multiply-add, so results do not vary with the compiler;
-# -fno-math-errno: lets sqrtf vectorise; -fopenmp-simd: honours the simd pragmas without
-# linking an OpenMP runtime (PyTorch brings its own; two runtimes would fight over cores).
-_FLAGS = ["-O3", "-fPIC", "-shared", "-std=c11", "-ffp-contract=off", "-fno-math-errno",
-          "-fopenmp-simd"]
+# -fno-math-errno: lets sqrtf vectorise.
+_FLAGS = ["-O3", "-fPIC", "-shared", "-std=c11", "-ffp-contract=off", "-fno-math-errno"]
 _ARCH_FLAGS = ["-march=native"]
+# -fopenmp: the loss and row-update kernels split their rows over threads. Only used when
+# PyTorch itself runs on GNU OpenMP (libgomp.so.1, as the Linux wheels do): the kernels then
+# resolve to the very runtime PyTorch has loaded and share its already-spinning thread pool.
+# Elsewhere two runtimes would fight over the cores, so -fopenmp-simd only honours the simd
+# pragmas, single-threaded.
+_OPENMP, _SIMD_ONLY = ["-fopenmp"], ["-fopenmp-simd"]
 
 _VOID, _I64, _F32, _F64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_double
 _SIGNATURES = {
-    "bpr_max_rows": (_F64, [_VOID, _I64, _I64, _F32, _F32, _F32, _VOID, _VOID]),
+    "bpr_max_rows": (_F64, [_VOID, _I64, _I64, _F32, _F32, _F32]),
     "xe_rows": (_F64, [_VOID, _I64, _I64, _F32, _VOID, _F32]),
     "adagrad_dense": (None, [_VOID, _VOID, _VOID, _VOID, _I64, _F32, _F32, _F32]),
     "rows_accumulate": (_I64, [_VOID, _VOID, _VOID, _I64, _I64, _VOID, _I64, _VOID, _I64,
                                _I64]),
     "rows_apply": (None, [_VOID, _VOID, _VOID, _I64, _VOID, _VOID, _VOID, _I64, _F32, _F32,
                           _F32]),
+    "gru_gates": (None, [_VOID, _I64, _VOID, _VOID, _I64, _I64, _VOID, _VOID]),
+    "gru_output": (None, [_VOID, _I64, _VOID, _VOID, _VOID, _VOID, _I64, _I64, _VOID, _VOID,
+                          _VOID]),
+    "gru_back_out": (None, [_VOID, _VOID, _VOID, _VOID, _VOID, _I64, _I64, _VOID]),
+    "gru_back_gates": (None, [_VOID, _VOID, _VOID, _I64, _I64, _VOID, _VOID]),
+    "outer_rows_update": (_I64, [_VOID, _VOID, _VOID, _I64, _VOID, _VOID, _VOID, _I64, _I64,
+                                 _VOID, _VOID, _VOID, _I64, _I64, _I64, _VOID, _F32, _F32,
+                                 _F32]),
     "sample_cdf": (None, [_VOID, _I64, _VOID, _I64, _VOID, _I64, _VOID]),
     "log_q_columns": (None, [_VOID, _VOID, _I64, _I64, _VOID, _F32]),
     "count_vs_target": (None, [_VOID, _I64, _I64, _I64, _VOID, _VOID, _VOID]),
@@ -85,6 +97,16 @@ def _compile(cc: str, flags: list[str], target: Path) -> str | None:
             os.unlink(tmp)
 
 
+def _torch_openmp_is_gomp() -> bool:
+    """Whether this process has GNU OpenMP loaded (by PyTorch), so a kernel library linked
+    with -fopenmp binds to the same runtime."""
+    try:
+        with open("/proc/self/maps") as fh:
+            return any("libgomp" in line for line in fh)
+    except OSError:  # not Linux
+        return False
+
+
 def _build() -> Path | None:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") \
         or shutil.which("clang")
@@ -93,7 +115,8 @@ def _build() -> Path | None:
                     "(install gcc or clang to enable the fused kernels)")
         return None
     source = _SOURCE.read_bytes()
-    for flags in (_FLAGS + _ARCH_FLAGS, _FLAGS):
+    omp = _OPENMP if _torch_openmp_is_gomp() else _SIMD_ONLY
+    for flags in (_FLAGS + omp + _ARCH_FLAGS, _FLAGS + omp, _FLAGS + _SIMD_ONLY):
         key = hashlib.sha256(b"\0".join([source, " ".join([cc, *flags]).encode(),
                                           platform.machine().encode(),
                                           _cpu_model().encode()])).hexdigest()[:16]
@@ -124,13 +147,12 @@ class Kernels:
             fn.restype, fn.argtypes = res, args
         self._lib = lib
 
-    def bpr_max_(self, r: torch.Tensor, batch_size: int, bpreg: float, elu_param: float,
-                 e: torch.Tensor, sg: torch.Tensor) -> float:
-        """(M, N) raw scores -> d loss / d r in place; returns the summed row losses.
-        e, sg: scratch of at least N floats."""
+    def bpr_max_(self, r: torch.Tensor, batch_size: int, bpreg: float,
+                 elu_param: float) -> float:
+        """(M, N) raw scores -> d loss / d r in place; returns the summed row losses."""
         m, n = r.shape
         return self._lib.bpr_max_rows(r.data_ptr(), m, n, 1.0 / batch_size, bpreg,
-                                      elu_param, e.data_ptr(), sg.data_ptr())
+                                      elu_param)
 
     def cross_entropy_(self, r: torch.Tensor, batch_size: int, log_q: torch.Tensor | None,
                        logq: float) -> float:
@@ -163,6 +185,58 @@ class Kernels:
                              slot.data_ptr(), buf.data_ptr(), uniq.data_ptr(), u, lr,
                              momentum, eps)
 
+
+    def outer_rows_update(self, p: torch.Tensor, acc: torch.Tensor, vel: torch.Tensor | None,
+                          slot: torch.Tensor, cols: torch.Tensor, g: torch.Tensor,
+                          h: torch.Tensor, idx2: torch.Tensor | None, g2: torch.Tensor | None,
+                          work: torch.Tensor, lr: float, momentum: float, eps: float) -> int:
+        """Adagrad on the distinct rows of table p (R, C) whose gradient is g[:, j]^T h for
+        column j of row cols[j] (g (M, N), h (M, C)), plus the rows g2 (K2, w <= C) of rows
+        idx2 (K2,) when given; work: >= 3 (N + K2) + 1 int64. Returns the distinct rows."""
+        m, n = g.shape
+        k2 = 0 if idx2 is None else idx2.shape[0]
+        u = self._lib.outer_rows_update(
+            p.data_ptr(), acc.data_ptr(), _ptr(vel), p.shape[1], slot.data_ptr(),
+            cols.data_ptr(), g.data_ptr(), m, n, h.data_ptr(), _ptr(idx2), _ptr(g2), k2,
+            0 if g2 is None else g2.stride(0), 0 if g2 is None else g2.shape[1],
+            work.data_ptr(), lr, momentum, eps)
+        if u < 0:
+            raise MemoryError("out of memory in the row update kernel")
+        return u
+
+    def gru_gates(self, a: torch.Tensor, hr: torch.Tensor, h: torch.Tensor, rz: torch.Tensor,
+                  rh: torch.Tensor) -> None:
+        """rz (M, 2H) = sigmoid(a[:, H:] + hr), rh (M, H) = r * h; a (M, 3H) input
+        pre-activations (rows may be strided), hr (M, 2H) = h @ Wrz."""
+        m, hd = h.shape
+        self._lib.gru_gates(a.data_ptr(), a.stride(0), hr.data_ptr(), h.data_ptr(), m, hd,
+                            rz.data_ptr(), rh.data_ptr())
+
+    def gru_output(self, a: torch.Tensor, hc: torch.Tensor, h: torch.Tensor, rz: torch.Tensor,
+                   mask: torch.Tensor | None, c: torch.Tensor, out: torch.Tensor,
+                   h_aug: torch.Tensor | None) -> None:
+        """c (M, H) = tanh(a[:, :H] + hc), out (M, H) = lerp(h, c, z) * mask, also copied
+        into h_aug[:, :H] (M, H+1) when given; hc (M, H) = (r * h) @ Wh."""
+        m, hd = h.shape
+        self._lib.gru_output(a.data_ptr(), a.stride(0), hc.data_ptr(), h.data_ptr(),
+                             rz.data_ptr(), _ptr(mask), m, hd, c.data_ptr(), out.data_ptr(),
+                             _ptr(h_aug))
+
+    def gru_back_out(self, dout: torch.Tensor, mask: torch.Tensor | None, rz: torch.Tensor,
+                     c: torch.Tensor, h: torch.Tensor, dvx: torch.Tensor) -> None:
+        """From dout (M, H): dvx[:, :H] (candidate) and dvx[:, 2H:] (update gate) gradients
+        of the (M, 3H) pre-activations."""
+        m, hd = h.shape
+        self._lib.gru_back_out(dout.data_ptr(), _ptr(mask), rz.data_ptr(), c.data_ptr(),
+                               h.data_ptr(), m, hd, dvx.data_ptr())
+
+    def gru_back_gates(self, dr: torch.Tensor, h: torch.Tensor, rz: torch.Tensor,
+                       dvx: torch.Tensor, db: torch.Tensor) -> None:
+        """dvx[:, H:2H] (reset gate) from dr (M, H) = dvx[:, :H] @ Wh^T; db (3H) = the
+        column sums of dvx."""
+        m, hd = h.shape
+        self._lib.gru_back_gates(dr.data_ptr(), h.data_ptr(), rz.data_ptr(), m, hd,
+                                 dvx.data_ptr(), db.data_ptr())
 
     def sample_cdf(self, cdf: torch.Tensor, guide: torch.Tensor, u: torch.Tensor,
                    out: torch.Tensor) -> None:

@@ -78,6 +78,7 @@ class SparseOptimizer:
             self.state[name] = st
         self.native = native if adapt == "adagrad" else None
         self._scratch: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._work = torch.empty(0, dtype=torch.int64)  # step_outer_rows' kernel scratch
 
     @classmethod
     def from_config(cls, params: dict[str, torch.Tensor], cfg: GRU4RecConfig,
@@ -229,6 +230,31 @@ class SparseOptimizer:
         st = self.state[name]
         self.native.rows_apply(self.params[name], st["acc"], st.get("vel"), slot, buf, uniq,
                                u, self.lr, self.momentum, EPS)
+
+    def step_outer_rows(self, name: str, cols: torch.Tensor, g: torch.Tensor,
+                        h: torch.Tensor, extra: RowGrads) -> None:
+        """Update table ``name`` (R, C) where column j of g (M, N) scores row cols[j]
+        against h (M, C): that row's gradient is g[:, j]^T h. ``extra`` adds gradient rows as
+        in :meth:`step_row_grads` (after the columns). Same result as
+        ``step_row_grads(name, [(cols, g.t() @ h), *extra])`` up to float rounding; the
+        compiled kernel never forms the (N, C) product."""
+        if self.native is None:
+            self.step_row_grads(name, [(cols, g.t() @ h), *extra])
+            return
+        idx2, g2 = extra[0] if extra else (None, None)
+        if len(extra) > 1:
+            raise ValueError("step_outer_rows takes at most one extra part")
+        total = cols.shape[0] + (0 if idx2 is None else idx2.shape[0])
+        slot, _, _ = self._row_scratch(name, total)
+        if self._work.shape[0] < 3 * total + 1:
+            self._work = torch.empty(3 * total + 1, dtype=torch.int64)
+        st = self.state[name]
+        if g2 is not None and g2.stride(1) != 1:
+            g2 = g2.contiguous()
+        self.native.outer_rows_update(
+            self.params[name], st["acc"], st.get("vel"), slot, cols.contiguous(),
+            g.contiguous(), h.contiguous(), None if idx2 is None else idx2.contiguous(), g2,
+            self._work, self.lr, self.momentum, EPS)
 
     def step_rows_static(self, name: str, idx: torch.Tensor, grads: torch.Tensor,
                          weight: torch.Tensor) -> None:

@@ -34,6 +34,7 @@ class _LayerCache:
     rz: torch.Tensor  # (M, 2H) both gates
     c: torch.Tensor  # (M, H) candidate
     mask: torch.Tensor | None  # (M, H) dropout multiplier on the output
+    rh: torch.Tensor | None = None  # (M, H) r * h, when the forward computed it
 
 
 @dataclass
@@ -69,7 +70,8 @@ class FastStep:
         self.dense = net.dense
         self.native = native
         self._ones = torch.ones(self.cfg.batch_size, 1, device=net.device)
-        self._scratch = torch.empty(2, self.cfg.batch_size + self.cfg.n_sample)
+        # [h, 1] rows for the native path: the GRU kernel writes h in place, so no cat
+        self._h_aug = torch.ones(self.cfg.batch_size, net.layers[-1] + 1)
 
     COVERS = ("cross-entropy on softmax or bpr-max on ELU/linear, with a tanh GRU, Adagrad, "
               "and no smoothing, lmbd or grad_cap")
@@ -98,6 +100,15 @@ class FastStep:
         i_name = self.net.input_table
         scores, fwd, state = self._scores(inp, y, state)
         loss, g = self._loss_and_grad(scores, log_q, mask)
+        if self.native is not None:  # the output rows' gradient g^T h is never formed
+            d_x0, grads = self._backward(g @ fwd.oy[:, : self.net.layers[-1]], fwd.caches,
+                                         fwd.x0_mask)
+            shared = i_name == "Wyb"
+            if not shared:
+                self.opt.step_row_grads(i_name, [(inp, d_x0)])
+            self.opt.step_outer_rows("Wyb", y, g, fwd.h_aug, [(inp, d_x0)] if shared else [])
+            self.opt.step_dense_all(self.dense, [grads[n] for n in self.dense])
+            return loss, state
         d_oy, d_x0, grads = self._grads(g, fwd)
         if i_name == "Wyb":  # shared embedding: one table, output rows first, then inputs
             self.opt.step_row_grads("Wyb", [(y, d_oy), (inp, d_x0)])
@@ -117,7 +128,10 @@ class FastStep:
         if net.input_table == "Wyb":
             x0 = x0[:, : net.layers[-1]]
         caches, state, x0_mask = self._forward(x0, state)
-        h_aug = torch.cat([state[-1], self._ones[:m]], 1)  # (M, H+1): bias as a column
+        if self.native is not None:  # filled by the last layer's output kernel
+            h_aug = self._h_aug[:m]
+        else:
+            h_aug = torch.cat([state[-1], self._ones[:m]], 1)  # (M, H+1): bias as a column
         return h_aug @ oy.t(), _Pass(oy, h_aug, caches, x0_mask), state
 
     def _grads(self, g: torch.Tensor, fwd: _Pass
@@ -137,8 +151,7 @@ class FastStep:
             if cfg.loss == "cross-entropy":
                 total = k.cross_entropy_(scores, cfg.batch_size, log_q, cfg.logq)
             else:
-                total = k.bpr_max_(scores, cfg.batch_size, cfg.bpreg, cfg.elu_param,
-                                   self._scratch[0], self._scratch[1])
+                total = k.bpr_max_(scores, cfg.batch_size, cfg.bpreg, cfg.elu_param)
             return total / cfg.batch_size, scores
         if cfg.loss == "cross-entropy":
             return xe_value_and_grad(scores, cfg.batch_size, log_q, cfg.logq)
@@ -162,11 +175,17 @@ class FastStep:
                     x0_mask = _dropout_mask(x0, cfg.dropout_p_embed)
                     x = x0 * x0_mask if x0_mask is not None else x0
                 vx, x_in = torch.addmm(p[f"b{i}"], x, p[f"Wx{i}"]), x
+            drop = cfg.dropout_p_embed if (i == 0 and onehot) else cfg.dropout_p_hidden
+            if self.native is not None:  # two fused element-wise passes around the matmuls
+                out, cache = self._layer_native(i, vx, x_in, h, drop, i == len(state) - 1)
+                caches.append(cache)
+                new.append(out)
+                x = out
+                continue
             rz = torch.sigmoid(torch.addmm(vx[:, n:], h, p[f"Wrz{i}"]))  # (M, 2H)
             r, z = rz[:, :n], rz[:, n:]
             c = torch.tanh(torch.addmm(vx[:, :n], r * h, p[f"Wh{i}"]))
             out = torch.lerp(h, c, z)
-            drop = cfg.dropout_p_embed if (i == 0 and onehot) else cfg.dropout_p_hidden
             mask = _dropout_mask(out, drop)
             if mask is not None:
                 out = out * mask
@@ -174,6 +193,38 @@ class FastStep:
             new.append(out)
             x = out
         return caches, new, x0_mask
+
+    def _layer_native(self, i: int, vx: torch.Tensor, x_in: torch.Tensor | None,
+                      h: torch.Tensor, drop: float, last: bool
+                      ) -> tuple[torch.Tensor, _LayerCache]:
+        """GRU layer i forward with the compiled kernels: vx (M, 3H) input pre-activations,
+        h (M, H) previous state -> output (M, H) (into the [h, 1] buffer too when last)."""
+        p, k = self.net.params, self.native
+        assert k is not None
+        m, n = h.shape
+        h = h.contiguous()
+        rz, rh = torch.empty(m, 2 * n), torch.empty(m, n)
+        k.gru_gates(vx, h @ p[f"Wrz{i}"], h, rz, rh)
+        c, out = torch.empty(m, n), torch.empty(m, n)
+        mask = _dropout_mask(out, drop)  # drawn at the same point as on the PyTorch path
+        k.gru_output(vx, rh @ p[f"Wh{i}"], h, rz, mask, c, out,
+                     self._h_aug[:m] if last else None)
+        return out, _LayerCache(x_in, h, rz[:, :n], rz[:, n:], rz, c, mask, rh)
+
+    def _backward_native(self, i: int, d_out: torch.Tensor, k: _LayerCache,
+                         grads: dict[str, torch.Tensor]) -> torch.Tensor:
+        """GRU layer i backward with the compiled kernels: d_out (M, H) -> the (M, 3H)
+        pre-activation gradient; fills the layer's Wh, Wrz and b gradients."""
+        p, kern = self.net.params, self.native
+        assert kern is not None and k.rh is not None
+        m, n = k.h.shape
+        d_vx = torch.empty(m, 3 * n)  # [candidate, reset, update]
+        kern.gru_back_out(d_out.contiguous(), k.mask, k.rz, k.c, k.h, d_vx)
+        grads[f"Wh{i}"] = k.rh.t() @ d_vx[:, :n]
+        grads[f"b{i}"] = torch.empty(3 * n)
+        kern.gru_back_gates(d_vx[:, :n] @ p[f"Wh{i}"].t(), k.h, k.rz, d_vx, grads[f"b{i}"])
+        grads[f"Wrz{i}"] = k.h.t() @ d_vx[:, n:]
+        return d_vx
 
     def _backward(self, d_out: torch.Tensor, caches: list[_LayerCache],
                   x0_mask: torch.Tensor | None
@@ -188,6 +239,13 @@ class FastStep:
         for i in range(len(caches) - 1, -1, -1):
             k = caches[i]
             n = k.h.shape[1]
+            if self.native is not None:
+                d_vx = self._backward_native(i, d_out, k, grads)
+                if k.x is None:
+                    return d_vx, grads
+                grads[f"Wx{i}"] = k.x.t() @ d_vx
+                d_out = d_vx @ p[f"Wx{i}"].t()
+                continue
             if k.mask is not None:
                 d_out = d_out * k.mask
             d_cpre = (d_out * k.z).mul_(1 - k.c.square())  # through tanh

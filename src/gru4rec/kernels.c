@@ -80,8 +80,19 @@ static inline void storen(float *p, int64_t cnt, v8f v) {
 }
 static inline int64_t lanes(int64_t n, int64_t k) { return n - k < W ? n - k : W; }
 
-/* Work below this many elements runs on one thread: waking the pool costs more. */
+/* Threads for a parallel loop over `work` elements: one per PARALLEL_MIN elements, at most
+ * as many as PyTorch uses (its omp_set_num_threads also sets ours). Small work stays on
+ * one thread, where waking the pool would cost more than it saves. */
 #define PARALLEL_MIN 16384
+#ifdef _OPENMP
+#include <omp.h>
+static inline int threads_for(int64_t work) {
+    int64_t t = work / PARALLEL_MIN, most = omp_get_max_threads();
+    return (int)(t < 1 ? 1 : t > most ? most : t);
+}
+#else
+static inline int threads_for(int64_t work) { (void)work; return 1; }
+#endif
 
 /* Sum of the m per-row losses in row order (the same total for any thread count) and free
  * them; NaN when an allocation failed, which the trainer's finiteness check reports. */
@@ -172,7 +183,7 @@ double bpr_max_rows(float *r, int64_t m, int64_t n, float inv_batch, float bpreg
     double *loss = malloc((size_t)m * sizeof(double));
     int failed = loss == NULL;
     /* rows are independent: split them over the threads PyTorch uses (same OpenMP pool) */
-#pragma omp parallel if (m * n >= PARALLEL_MIN) reduction(| : failed)
+#pragma omp parallel num_threads(threads_for(m * n)) reduction(| : failed)
     {
         float *e = malloc((size_t)(2 * n) * sizeof(float)); /* scratch: exp and sigmoid */
         failed |= e == NULL;
@@ -225,7 +236,7 @@ double xe_rows(float *r, int64_t m, int64_t n, float inv_batch, const float *log
                float logq) {
     double *loss = malloc((size_t)m * sizeof(double));
     if (loss == NULL) return NAN;
-#pragma omp parallel for schedule(static) if (m * n >= PARALLEL_MIN)
+#pragma omp parallel for schedule(static) num_threads(threads_for(m * n))
     for (int64_t j = 0; j < m; j++) loss[j] = xe_row(r + j * n, j, n, inv_batch, log_q, logq);
     return sum_losses(loss, m, 0);
 }
@@ -406,7 +417,7 @@ static inline void prefetch_row(const float *row, int64_t c) {
 void rows_apply(float *p, float *acc, float *vel, int64_t c, int32_t *slot, const float *buf,
                 const int64_t *uniq, int64_t u, float lr, float mom, float eps) {
     /* distinct rows: independent updates, split over the threads */
-#pragma omp parallel for schedule(static) if (u * c >= PARALLEL_MIN)
+#pragma omp parallel for schedule(static) num_threads(threads_for(u * c))
     for (int64_t s = 0; s < u; s++) {
         if (s + PREFETCH_ROWS < u) { /* random rows: the hardware prefetcher cannot guess */
             int64_t next = uniq[s + PREFETCH_ROWS] * c;
@@ -496,7 +507,8 @@ int64_t outer_rows_update(float *p, float *acc, float *vel, int64_t c, int32_t *
     int failed = hp == NULL;
     for (int64_t i = 0; hp != NULL && i < m; i++)
         memcpy(hp + i * cp, h + i * c, (size_t)c * sizeof(float));
-#pragma omp parallel if (!failed && n * m * c >= 8 * PARALLEL_MIN) reduction(| : failed)
+#pragma omp parallel num_threads(failed ? 1 : threads_for(n * m * c / 8)) \
+    reduction(| : failed)
     {
         float *grad = failed ? NULL : malloc((size_t)cp * sizeof(float));
         failed |= grad == NULL;
@@ -570,6 +582,7 @@ void log_q_columns(float *out, const int64_t *cols, int64_t n, int64_t m,
  * (s > t).sum() and (s == t).sum() take four passes and two temporaries. */
 void count_vs_target(const float *s, int64_t m, int64_t n, int64_t ld, const float *t,
                      int64_t *greater, int64_t *equal) {
+#pragma omp parallel for schedule(static) num_threads(threads_for(m * n)) /* rows */
     for (int64_t i = 0; i < m; i++) {
         const float *row = s + i * ld;
         v8f vt = splat(t[i]);

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import platform
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a machine record needs it (not by every script)
+    import torch
 
 PRESETS = {
     # the original paper's RSC15 bpr-max setting (no embedding)
@@ -17,16 +20,24 @@ PRESETS = {
 }
 
 
-def machine(device: torch.device | str) -> dict[str, object]:
-    """What the numbers were measured on: CPU model, threads, torch version, device (GPU)."""
-    device = torch.device(device)
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:
             cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
     except (OSError, StopIteration):
         pass
-    info: dict[str, object] = {"cpu": cpu, "threads": torch.get_num_threads(),
+    return cpu
+
+
+def machine(device: torch.device | str) -> dict[str, object]:
+    """What the numbers were measured on: CPU model, threads, torch version, device (GPU)."""
+    import torch
+
+    device = torch.device(device)
+    info: dict[str, object] = {"cpu": cpu_model(), "cores": os.cpu_count(),
+                               "threads": torch.get_num_threads(),
                                "torch": torch.__version__, "device": str(device)}
     if device.type == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(device)

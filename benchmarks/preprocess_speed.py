@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import cpu_model  # noqa: E402  (benchmarks/ is a folder, not a package)
+
 N_ROWS = 33_003_944  # as many clicks as the real yoochoose-clicks.dat
 N_ITEMS = 52_739
 START_MS = 1_396_310_400_000  # 2014-04-01 00:00:00 UTC
@@ -104,13 +107,7 @@ def generate(path: Path, n_rows: int, seed: int = 0) -> None:
 
 def machine() -> dict[str, object]:
     """CPU model and core count of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 def split_stats(outdir: Path) -> dict[str, dict[str, object]]:

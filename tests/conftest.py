@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 from gru4rec.data.events import Events
+from gru4rec.data.sessions import ItemIndex
+from gru4rec.model import GRU4Rec
+from gru4rec.nn.network import Network
 
 # Tiny tensors: one thread avoids oversubscription when other processes share the cores.
 torch.set_num_threads(int(os.environ.get("GRU4REC_TEST_THREADS", "1")))
@@ -86,3 +90,51 @@ def synthetic_sessions() -> tuple:
     index = ItemIndex.from_items(events.item)
     sessions, _ = group_sessions(events, index)
     return sessions, np.bincount(sessions.items, minlength=len(index)), len(index)
+
+
+# ----------------------------------------------------------------------------- hand-set models
+
+MODES = {
+    "onehot": {"constrained_embedding": False, "embedding": 0},
+    "separate": {"constrained_embedding": False, "embedding": 8},
+    "constrained": {"constrained_embedding": True},
+}
+
+
+def _make_model(n_items: int = 30, layers: tuple[int, ...] = (12, 10), seed: int = 0,
+               ids: Any = None, **params: Any) -> GRU4Rec:
+    """A randomly initialised model (random output biases too), as if loaded."""
+    model = GRU4Rec(device="cpu", layers=list(layers), **params)
+    net = Network.initialize(n_items, model.config, torch.Generator().manual_seed(seed),
+                             torch.device("cpu"))
+    net.params["Wyb"][:, -1] = torch.randn(n_items, generator=torch.Generator().manual_seed(1))
+    model.net_ = net
+    model.item_index_ = ItemIndex(np.arange(100, 100 + n_items) if ids is None
+                                  else np.asarray(ids))
+    model.item_support_ = np.ones(n_items, dtype=np.int64)
+    return model
+
+
+def _bias_model(n_items: int = 6) -> GRU4Rec:
+    """Scores are the output biases only (Wy = 0): item 'i0' > 'i1' > ... whatever the state."""
+    model = _make_model(n_items, layers=(4,), ids=[f"i{j}" for j in range(n_items)],
+                       constrained_embedding=False, embedding=0)
+    wyb = model.net_.params["Wyb"]
+    wyb.zero_()
+    wyb[:, -1] = torch.arange(n_items, 0, -1, dtype=torch.float32)  # i0: n, i1: n-1, ...
+    return model
+
+
+
+@pytest.fixture(scope="session")
+def make_model() -> Callable[..., GRU4Rec]:
+    """Factory: a randomly initialised model as if loaded (random output biases), item ids
+    100..100+n_items-1 unless ``ids`` is given: ``make_model(n_items, layers, seed, ids,
+    **hyperparameters)``."""
+    return _make_model
+
+
+@pytest.fixture(scope="session")
+def bias_model() -> Callable[..., GRU4Rec]:
+    """Factory: a model whose scores are its output biases only, ids 'i0' > 'i1' > ..."""
+    return _bias_model

@@ -238,3 +238,18 @@ def test_count_vs_target_equals_the_comparison_sums(k: native.Kernels) -> None:
     k.count_vs_target(block, t, greater, equal)
     assert torch.equal(greater, 10 + (block > t[:, None]).sum(1))
     assert torch.equal(equal, (block == t[:, None]).sum(1))
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 7, 50])
+@pytest.mark.parametrize(("n", "kd"), [(37, 13), (1000, 100), (32, 5)])
+def test_score_rows_equals_the_float64_product(k: native.Kernels, m: int, n: int,
+                                               kd: int) -> None:
+    """Serving's scores of a few states against packed item weights (all row-group and
+    partial-panel cases)."""
+    gen = torch.Generator().manual_seed(m * n + kd)
+    w, b, h = (torch.randn(n, kd, generator=gen), torch.randn(n, generator=gen),
+               torch.randn(m, kd, generator=gen))
+    out = torch.full((m, n), float("nan"))
+    k.score_rows(h, k.pack_panels(w), b, out)
+    expected = (h.double() @ w.double().t() + b.double()).float()
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)

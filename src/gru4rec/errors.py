@@ -8,7 +8,8 @@ message says what went wrong and how to fix it::
     ├── DataError                unreadable, malformed or empty event data
     ├── NotFittedError           a model used before ``fit`` or ``load``
     ├── TrainingDivergedError    the loss became NaN or infinite during training
-    └── ModelFileError           a model file that is truncated, tampered with or foreign
+    ├── ModelFileError           a model file that is truncated, tampered with or foreign
+    └── StoreUnavailableError    the session store (Redis) cannot be reached
 
 The command line maps all of them to a one-line message and exit code 2.
 """
@@ -21,6 +22,7 @@ __all__ = [
     "GRU4RecError",
     "ModelFileError",
     "NotFittedError",
+    "StoreUnavailableError",
     "TrainingDivergedError",
 ]
 
@@ -47,3 +49,7 @@ class TrainingDivergedError(GRU4RecError, RuntimeError):
 
 class ModelFileError(GRU4RecError, ValueError):
     """A model file cannot be loaded safely."""
+
+
+class StoreUnavailableError(GRU4RecError, RuntimeError):
+    """The session store (e.g. Redis) cannot be reached; the message names it."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,18 @@ from gru4rec.config import GRU4RecConfig
 from gru4rec.data.io import read_events
 from gru4rec.data.sessions import ItemIndex, group_sessions
 from gru4rec.errors import ConfigError, DataError, NotFittedError, TrainingDivergedError
+from gru4rec.inference import (
+    Recommendations,
+    SessionTracker,
+    check_k,
+    lookup,
+    recommend_sessions,
+    replay,
+)
 from gru4rec.model_file import read_model_file, write_model_file
 from gru4rec.nn.network import Network
 from gru4rec.nn.step import FastStep
+from gru4rec.session_store import SessionStore
 from gru4rec.training import EpochResult, Trainer
 
 __all__ = ["GRU4Rec", "resolve_device"]
@@ -145,48 +154,53 @@ class GRU4Rec:
             (n_sessions, H_last) output states and the number of skipped unknown events.
         """
         self.check_fitted()
-        idx = [self.item_index_.lookup(np.asarray(list(s))) if len(s) else
-               np.zeros(0, dtype=np.int64) for s in sessions]
+        idx = [lookup(self.item_index_, s) for s in sessions]
         n_unknown = int(sum((i < 0).sum() for i in idx))
-        idx = [i[i >= 0] for i in idx]
-        lengths = np.array([len(i) for i in idx], dtype=np.int64)
-        net, n = self.net_, len(idx)
-        state = net.zero_state(n)
-        pad = np.zeros((n, int(lengths.max(initial=0))), dtype=np.int64)
-        for row, items in enumerate(idx):
-            pad[row, : len(items)] = items
-        pad_t = torch.as_tensor(pad, device=net.device)
-        for t in range(pad.shape[1]):
-            rows = torch.as_tensor(np.flatnonzero(lengths > t), device=net.device)
-            sub = [h.index_select(0, rows) for h in state]
-            sub = net.hidden(net.input_rows(pad_t[rows, t]), sub, training=False)
-            for h, new in zip(state, sub, strict=True):
-                h.index_copy_(0, rows, new)
-        return state[-1], n_unknown
+        return replay(self.net_, [i[i >= 0] for i in idx])[-1], n_unknown
 
     @torch.inference_mode()
-    def recommend(self, sessions: Sequence[Sequence[Any]], k: int = 20
-                  ) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(self, sessions: Sequence[Sequence[Any]], k: int = 20, *,
+                  exclude_seen: bool = False, exclude: Collection[Any] | None = None,
+                  candidates: Collection[Any] | None = None) -> Recommendations:
         """Top-k next items for each session (a sequence of item ids, oldest first).
 
-        Unknown item ids are skipped (a warning is logged with their count); a session with
-        no known item gets the output bias ranking.
+        Args:
+            sessions: list of item-id lists. Unknown ids are skipped (counted per session in
+                ``.unknown``, and a warning is logged); a session with no known item gets
+                the output bias ranking.
+            k: list length, capped at the number of allowed items.
+            exclude_seen: never recommend an item of the session itself; when that leaves
+                fewer than k items, the row ends with entries scored ``-inf`` (not
+                recommendations: keep ``scores > -inf``).
+            exclude: item ids never returned. candidates: item ids to choose from (default
+                all). Unknown ids in both are ignored (counted in ``.unknown_filter``).
 
         Returns:
-            (n_sessions, k) item ids (same type as the training ids) and (n_sessions, k)
-            float32 scores, best first.
+            :class:`~gru4rec.inference.Recommendations`, which unpacks as ``items, scores``:
+            (n_sessions, k) item ids (the training ids' type) and (n_sessions, k) float32
+            scores, best first.
         """
         if isinstance(sessions, str | bytes) or not isinstance(sessions, Sequence):
             raise DataError("sessions must be a list of item-id lists, e.g. [[1, 2], [3]]")
-        if not isinstance(k, int) or k < 1:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
-        h, n_unknown = self.session_states(sessions)
-        if n_unknown:
-            log.warning("skipped %d unknown item id(s) in the sessions", n_unknown)
-        scores = self.net_.score_all(h)
-        top = torch.topk(scores, min(k, self.n_items), dim=1)
-        ids = self.item_index_.ids[top.indices.cpu().numpy()]
-        return ids, top.values.float().cpu().numpy()
+        check_k(k)
+        self.check_fitted()
+        result = recommend_sessions(self.net_, self.item_index_, sessions, k,
+                                    exclude_seen=exclude_seen, exclude=exclude,
+                                    candidates=candidates)
+        if result.unknown.sum():
+            log.warning("skipped %d unknown item id(s) in the sessions", result.unknown.sum())
+        if result.unknown_filter:
+            log.warning("ignored %d unknown item id(s) in exclude/candidates",
+                        result.unknown_filter)
+        return result
+
+    def session_tracker(self, store: SessionStore | None = None, *,
+                        max_items: int | None = None) -> SessionTracker:
+        """A :class:`~gru4rec.inference.SessionTracker` for live sessions of this model: each
+        event costs one GRU step. ``store`` defaults to an in-process LRU
+        (:class:`~gru4rec.session_store.MemoryStore`)."""
+        self.check_fitted()
+        return SessionTracker(self.net_, self.item_index_, store, max_items=max_items)
 
     # ------------------------------------------------------------------ persistence
 

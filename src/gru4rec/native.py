@@ -55,6 +55,7 @@ _SIGNATURES = {
     "outer_rows_update": (_I64, [_VOID, _VOID, _VOID, _I64, _VOID, _VOID, _VOID, _I64, _I64,
                                  _VOID, _VOID, _VOID, _I64, _I64, _I64, _VOID, _F32, _F32,
                                  _F32]),
+    "score_rows": (None, [_VOID, _I64, _I64, _VOID, _VOID, _I64, _VOID]),
     "sample_cdf": (None, [_VOID, _I64, _VOID, _I64, _VOID, _I64, _VOID]),
     "log_q_columns": (None, [_VOID, _VOID, _I64, _I64, _VOID, _F32]),
     "count_vs_target": (None, [_VOID, _I64, _I64, _I64, _VOID, _VOID, _VOID]),
@@ -237,6 +238,26 @@ class Kernels:
         m, hd = h.shape
         self._lib.gru_back_gates(dr.data_ptr(), h.data_ptr(), rz.data_ptr(), m, hd,
                                  dvx.data_ptr(), db.data_ptr())
+
+    PANEL = 32  # items per panel of score_rows' packed weights
+
+    @classmethod
+    def pack_panels(cls, w: torch.Tensor) -> torch.Tensor:
+        """(N, K) item weights -> the panel layout of :meth:`score_rows`: (ceil(N / 32), K,
+        32), zero padded, contiguous."""
+        n, kd = w.shape
+        tiles = -(-n // cls.PANEL)
+        padded = torch.zeros(tiles * cls.PANEL, kd, dtype=torch.float32)
+        padded[:n] = w
+        return padded.view(tiles, cls.PANEL, kd).transpose(1, 2).contiguous()
+
+    def score_rows(self, h: torch.Tensor, panels: torch.Tensor, b: torch.Tensor,
+                   out: torch.Tensor) -> None:
+        """out (M, N) = h (M, K) @ W^T + b (N,) with W packed by :meth:`pack_panels`; all
+        contiguous float32. A few rows against every item, where BLAS is slow."""
+        m, kd = h.shape
+        self._lib.score_rows(h.data_ptr(), m, kd, panels.data_ptr(), b.data_ptr(),
+                             out.shape[1], out.data_ptr())
 
     def sample_cdf(self, cdf: torch.Tensor, guide: torch.Tensor, u: torch.Tensor,
                    out: torch.Tensor) -> None:

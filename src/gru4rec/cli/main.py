@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from gru4rec.cli import demo, preprocess, run
+from gru4rec.cli import demo, preprocess, recommend, run, serve
 
 __all__ = ["build_parser", "main"]
 
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (run, demo, preprocess):
+    for module in (run, demo, preprocess, recommend, serve):
         sub = module.add_parser(subparsers)
         sub.add_argument("-v", "--verbose", action="store_true",
                          help="Show informational log messages of the library (INFO level).")

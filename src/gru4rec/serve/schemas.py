@@ -1,0 +1,88 @@
+"""Request and response bodies of the HTTP service (pydantic models; they make the
+OpenAPI docs at ``/docs``).
+
+Item ids are JSON ints or strings, converted to the model's id type by
+:func:`gru4rec.inference.coerce_ids`: for a model trained on integer ids, ``"42"`` is item
+42 (and ``"042"`` or ``"abc"`` are unknown); for a model trained on string ids, ``42`` is
+item ``"42"``. Responses give ids in the model's type. Floats and booleans are not ids (422).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+__all__ = ["ErrorBody", "EventIn", "EventOut", "Health", "ItemId", "ModelInfo",
+           "RecommendIn", "RecommendOut", "SessionOut"]
+
+ItemId = StrictInt | StrictStr
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(_In):
+    """A click of a live session."""
+
+    item_id: ItemId = Field(description="The clicked item (JSON int or string).")
+    k: int | None = Field(None, description="List length, 1..max_k (default: the server's).")
+    exclude_seen: bool = Field(False, description="Leave out the session's own items.")
+
+
+class EventOut(BaseModel):
+    session_id: str
+    items: list[ItemId] = Field(description="Top-k item ids, best first.")
+    scores: list[float]
+    length: int = Field(description="Known events the session's state has seen.")
+    unknown_item: bool = Field(description="The item is not in the model: the state did not "
+                                           "advance.")
+
+
+class RecommendIn(_In):
+    """A whole session, scored without keeping any state."""
+
+    items: list[ItemId] = Field(description="The session's item ids, oldest first "
+                                            "(at most max_session_length).")
+    k: int | None = None
+    exclude_seen: bool = False
+    candidates: list[ItemId] | None = Field(None, description="Recommend only these items.")
+    exclude: list[ItemId] | None = Field(None, description="Never recommend these items.")
+
+
+class RecommendOut(BaseModel):
+    items: list[ItemId]
+    scores: list[float]
+    unknown: int = Field(description="Unknown item ids skipped in ``items``.")
+
+
+class SessionOut(BaseModel):
+    session_id: str
+    length: int
+    items: list[ItemId] = Field(description="The most recent known items, oldest first.")
+    last_seen: float = Field(description="Unix time of the last event.")
+
+
+class ModelInfo(BaseModel):
+    n_items: int
+    layers: list[int]
+    loss: str
+    config: dict
+    sha256: str
+    store: str
+
+
+class Health(BaseModel):
+    status: str
+    store: str
+    store_reachable: bool
+
+
+class _Error(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error: ``{"error": {"code": ..., "message": ...}}``."""
+
+    error: _Error

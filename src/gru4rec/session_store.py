@@ -1,0 +1,126 @@
+"""Where live sessions keep their GRU state between events: the store protocol and the
+in-process store (LRU with a size bound and a time to live).
+
+A :class:`SessionState` is everything a session needs to continue: the hidden state of every
+GRU layer, the item indices it has seen (for ``exclude_seen``), its length and when it was
+last used. The Redis store of the service (``gru4rec.serve.store``) keeps the same states.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from gru4rec.errors import ConfigError
+
+__all__ = ["MemoryStore", "SessionState", "SessionStore"]
+
+
+@dataclass
+class SessionState:
+    """The state of one live session.
+
+    Attributes:
+        hidden: (sum of the layer sizes,) float32, the hidden state of every GRU layer back
+            to back (layer 0 first).
+        items: (L,) int64 indices of the known items seen, oldest first (possibly only the
+            most recent ones, when the tracker caps them).
+        length: number of known events applied to ``hidden`` (never capped).
+        last_access: wall-clock time (``time.time()``) of the last event.
+    """
+
+    hidden: np.ndarray
+    items: np.ndarray
+    length: int
+    last_access: float
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """A key-value store of session states; a missing or expired session reads as ``None``."""
+
+    kind: str
+
+    def get_many(self, session_ids: Sequence[str]) -> list[SessionState | None]:
+        """The states of ``session_ids``, in order (``None`` where absent)."""
+        ...
+
+    def put_many(self, states: Mapping[str, SessionState]) -> None:
+        """Write (insert or replace) states; refreshes their time to live."""
+        ...
+
+    def delete(self, session_id: str) -> bool:
+        """Remove a session; True when it existed."""
+        ...
+
+
+class MemoryStore:
+    """In-process store: least-recently-used eviction beyond ``max_sessions`` and a time to
+    live of ``ttl`` seconds since the last write (expired entries read as absent).
+
+    It lives in the memory of one process: it is not shared between processes and does not
+    survive a restart. Thread-safe.
+
+    Args:
+        max_sessions: most sessions kept; the least recently used are evicted first.
+        ttl: seconds a session lives after its last event; ``None`` = forever.
+        clock: monotonic clock in seconds (inject a fake one in tests).
+    """
+
+    kind = "memory"
+
+    def __init__(self, max_sessions: int = 1_000_000, ttl: float | None = 1800.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not isinstance(max_sessions, int) or max_sessions < 1:
+            raise ConfigError(f"max_sessions must be a positive integer, got {max_sessions!r}")
+        if ttl is not None and not ttl > 0:
+            raise ConfigError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+        self.max_sessions, self.ttl, self._clock = max_sessions, ttl, clock
+        self._data: OrderedDict[str, tuple[float, SessionState]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get_many(self, session_ids: Sequence[str]) -> list[SessionState | None]:
+        """The states of ``session_ids`` (``None`` where absent or expired); a hit counts as
+        a use for the LRU order."""
+        now = self._clock()
+        out: list[SessionState | None] = []
+        with self._lock:
+            for sid in session_ids:
+                entry = self._data.get(sid)
+                if entry is not None and entry[0] <= now:
+                    del self._data[sid]  # expired: treated as absent
+                    entry = None
+                if entry is not None:
+                    self._data.move_to_end(sid)
+                out.append(None if entry is None else entry[1])
+        return out
+
+    def put_many(self, states: Mapping[str, SessionState]) -> None:
+        """Insert or replace states (their TTL restarts), then evict beyond ``max_sessions``."""
+        expires = self._clock() + self.ttl if self.ttl is not None else float("inf")
+        with self._lock:
+            for sid, state in states.items():
+                self._data[sid] = (expires, state)
+                self._data.move_to_end(sid)
+            while len(self._data) > self.max_sessions:
+                self._data.popitem(last=False)
+
+    def delete(self, session_id: str) -> bool:
+        """Remove a session; True when it existed (and had not expired)."""
+        now = self._clock()
+        with self._lock:
+            entry = self._data.pop(session_id, None)
+        return entry is not None and entry[0] > now
+
+    def ping(self) -> bool:
+        """Always reachable."""
+        return True

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from gru4rec.cli.arguments import positive_int
+
 if TYPE_CHECKING:  # pragma: no cover
     from gru4rec.model import GRU4Rec
 
@@ -26,16 +28,6 @@ examples:
   gru4rec recommend model.pt --input sessions.tsv --output recs.tsv -k 20
   gru4rec recommend model.pt --input sessions.jsonl --output recs.jsonl --candidates items.txt
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -54,7 +46,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                           "and optionally Time columns), a .jsonl file with one JSON list of "
                           "item ids per line (session id = line number, from 1), or a .json "
                           "array of such lists (session id = position, from 1).")
-    p.add_argument("-k", type=_positive_int, default=20, help="List length. (Default: 20)")
+    p.add_argument("-k", type=positive_int, default=20, help="List length. (Default: 20)")
     p.add_argument("--exclude-seen", action="store_true",
                    help="Never recommend an item already in the session.")
     p.add_argument("--candidates", metavar="FILE",

@@ -13,6 +13,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gru4rec.cli.arguments import positive_int
+
 if TYPE_CHECKING:  # pragma: no cover
     from gru4rec.config import GRU4RecConfig
     from gru4rec.data.events import Events
@@ -36,17 +38,6 @@ examples:
   evaluate a saved model with pessimistic tie handling:
     gru4rec run model.pt -l -t test.tsv -m 1 5 10 20 -e conservative
 """
-
-
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -95,7 +86,7 @@ def _add_training_args(group: Any) -> None:
                        help="CPU threads PyTorch may use; 0 keeps its default (all cores). "
                             "Small models on a busy CPU are often much faster with 1. "
                             "(Default: 0)")
-    group.add_argument("-ss", "--sample_store_size", metavar="SS", type=_positive_int,
+    group.add_argument("-ss", "--sample_store_size", metavar="SS", type=positive_int,
                        default=10_000_000,
                        help="Size, in item ids, of the buffer of pre-drawn negative samples. "
                             "Rarely worth changing. (Default: 10000000)")
@@ -113,7 +104,7 @@ def _add_evaluation_args(group: Any) -> None:
     group.add_argument("-t", "--test", metavar="TEST_PATH", nargs="+", default=[],
                        help="One or more test event files to evaluate on, separated by "
                             "spaces. (Default: no evaluation)")
-    group.add_argument("-m", "--measure", metavar="AT", nargs="+", type=_positive_int,
+    group.add_argument("-m", "--measure", metavar="AT", nargs="+", type=positive_int,
                        default=[20], help="Recommendation list length(s) k for Recall@k and "
                                           "MRR@k. (Default: 20)")
     group.add_argument("-e", "--eval_type", metavar="EVAL_TYPE", choices=EVAL_TYPES,
@@ -122,12 +113,12 @@ def _add_evaluation_args(group: Any) -> None:
                             "standard (in the target's favour), conservative (against it), "
                             "median (halfway) or tiebreaking (random order). "
                             "(Default: standard)")
-    group.add_argument("--test_against_items", metavar="N_TEST_ITEMS", type=_positive_int,
+    group.add_argument("--test_against_items", metavar="N_TEST_ITEMS", type=positive_int,
                        help="Rank the target only against the N most popular training items. "
                             "This inflates the metrics; use it only for catalogues of "
                             "millions of items, with N of at least 50000. (Default: all "
                             "items)")
-    group.add_argument("--eval_batch_size", type=_positive_int, default=512,
+    group.add_argument("--eval_batch_size", type=positive_int, default=512,
                        help="Test sessions evaluated in parallel. (Default: 512)")
     group.add_argument("-pm", "--primary_metric", choices=("recall", "mrr"), default="recall",
                        help="Metric reported by -lpm: recall or mrr. (Default: recall)")

@@ -5,7 +5,8 @@ GRU4Rec summarises a session by one hidden state per layer, so a service that ke
 state pays one GRU step per new click instead of replaying the whole session.
 :class:`SessionTracker` does exactly that, with the states in a
 :class:`~gru4rec.session_store.SessionStore`; stepping a session event by event gives the
-same scores as :meth:`GRU4Rec.recommend` on the whole session.
+same scores as :meth:`GRU4Rec.recommend` on the whole session (up to float rounding: the
+tracker scores its few rows in a compiled kernel).
 
 Rules shared by both paths:
 

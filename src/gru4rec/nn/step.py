@@ -100,21 +100,14 @@ class FastStep:
         i_name = self.net.input_table
         scores, fwd, state = self._scores(inp, y, state)
         loss, g = self._loss_and_grad(scores, log_q, mask)
-        if self.native is not None:  # the output rows' gradient g^T h is never formed
-            d_x0, grads = self._backward(g @ fwd.oy[:, : self.net.layers[-1]], fwd.caches,
-                                         fwd.x0_mask)
-            shared = i_name == "Wyb"
-            if not shared:
-                self.opt.step_row_grads(i_name, [(inp, d_x0)])
-            self.opt.step_outer_rows("Wyb", y, g, fwd.h_aug, [(inp, d_x0)] if shared else [])
-            self.opt.step_dense_all(self.dense, [grads[n] for n in self.dense])
-            return loss, state
-        d_oy, d_x0, grads = self._grads(g, fwd)
-        if i_name == "Wyb":  # shared embedding: one table, output rows first, then inputs
-            self.opt.step_row_grads("Wyb", [(y, d_oy), (inp, d_x0)])
-        else:
-            self.opt.step_row_grads(i_name, [(inp, d_x0)])
-            self.opt.step_row_grads("Wyb", [(y, d_oy)])
+        d_x0, grads = self._backward(g @ fwd.oy[:, : self.net.layers[-1]], fwd.caches,
+                                     fwd.x0_mask)
+        inputs = [(inp, d_x0)]
+        if i_name != "Wyb":  # separate input table; shared: one table, output rows first
+            self.opt.step_row_grads(i_name, inputs)
+            inputs = []
+        # the output rows' gradient g^T h (the compiled kernel never forms it)
+        self.opt.step_outer_rows("Wyb", y, g, fwd.h_aug, inputs)
         self.opt.step_dense_all(self.dense, [grads[n] for n in self.dense])
         return loss, state
 
@@ -167,7 +160,6 @@ class FastStep:
         x0_mask = None
         x: torch.Tensor | None = x0
         for i, h in enumerate(state):
-            n = h.shape[1]
             if i == 0 and onehot:
                 vx, x_in = x0 + p["b0"], None
             else:
@@ -176,23 +168,27 @@ class FastStep:
                     x = x0 * x0_mask if x0_mask is not None else x0
                 vx, x_in = torch.addmm(p[f"b{i}"], x, p[f"Wx{i}"]), x
             drop = cfg.dropout_p_embed if (i == 0 and onehot) else cfg.dropout_p_hidden
-            if self.native is not None:  # two fused element-wise passes around the matmuls
-                out, cache = self._layer_native(i, vx, x_in, h, drop, i == len(state) - 1)
-                caches.append(cache)
-                new.append(out)
-                x = out
-                continue
-            rz = torch.sigmoid(torch.addmm(vx[:, n:], h, p[f"Wrz{i}"]))  # (M, 2H)
-            r, z = rz[:, :n], rz[:, n:]
-            c = torch.tanh(torch.addmm(vx[:, :n], r * h, p[f"Wh{i}"]))
-            out = torch.lerp(h, c, z)
-            mask = _dropout_mask(out, drop)
-            if mask is not None:
-                out = out * mask
-            caches.append(_LayerCache(x_in, h, r, z, rz, c, mask))
+            layer = self._layer_native if self.native is not None else self._layer_torch
+            out, cache = layer(i, vx, x_in, h, drop, i == len(state) - 1)
+            caches.append(cache)
             new.append(out)
             x = out
         return caches, new, x0_mask
+
+    def _layer_torch(self, i: int, vx: torch.Tensor, x_in: torch.Tensor | None,
+                     h: torch.Tensor, drop: float, last: bool
+                     ) -> tuple[torch.Tensor, _LayerCache]:
+        """GRU layer i forward with PyTorch ops: vx (M, 3H) input pre-activations, h (M, H)
+        previous state -> output (M, H). (``last`` only matters to :meth:`_layer_native`.)"""
+        p, n = self.net.params, h.shape[1]
+        rz = torch.sigmoid(torch.addmm(vx[:, n:], h, p[f"Wrz{i}"]))  # (M, 2H)
+        r, z = rz[:, :n], rz[:, n:]
+        c = torch.tanh(torch.addmm(vx[:, :n], r * h, p[f"Wh{i}"]))
+        out = torch.lerp(h, c, z)
+        mask = _dropout_mask(out, drop)
+        if mask is not None:
+            out = out * mask
+        return out, _LayerCache(x_in, h, r, z, rz, c, mask)
 
     def _layer_native(self, i: int, vx: torch.Tensor, x_in: torch.Tensor | None,
                       h: torch.Tensor, drop: float, last: bool
@@ -236,27 +232,10 @@ class FastStep:
         """
         p = self.net.params
         grads: dict[str, torch.Tensor] = {}
+        layer = self._backward_native if self.native is not None else self._backward_torch
         for i in range(len(caches) - 1, -1, -1):
             k = caches[i]
-            n = k.h.shape[1]
-            if self.native is not None:
-                d_vx = self._backward_native(i, d_out, k, grads)
-                if k.x is None:
-                    return d_vx, grads
-                grads[f"Wx{i}"] = k.x.t() @ d_vx
-                d_out = d_vx @ p[f"Wx{i}"].t()
-                continue
-            if k.mask is not None:
-                d_out = d_out * k.mask
-            d_cpre = (d_out * k.z).mul_(1 - k.c.square())  # through tanh
-            d_vx = torch.empty(d_out.shape[0], 3 * n, device=d_out.device)  # [cand, r, z]
-            d_vx[:, :n] = d_cpre
-            grads[f"Wh{i}"] = (k.r * k.h).t() @ d_cpre
-            torch.mul(d_cpre @ p[f"Wh{i}"].t(), k.h, out=d_vx[:, n:2 * n])  # d r
-            torch.mul(d_out, k.c - k.h, out=d_vx[:, 2 * n:])  # d z
-            d_vx[:, n:].mul_(k.rz * (1 - k.rz))  # through the sigmoids
-            grads[f"Wrz{i}"] = k.h.t() @ d_vx[:, n:]
-            grads[f"b{i}"] = d_vx.sum(0)
+            d_vx = layer(i, d_out, k, grads)
             if k.x is None:  # one-hot first layer: the gradient of its rows is d_vx itself
                 return d_vx, grads
             grads[f"Wx{i}"] = k.x.t() @ d_vx
@@ -264,3 +243,21 @@ class FastStep:
         if x0_mask is not None:
             d_out = d_out * x0_mask
         return d_out, grads
+
+    def _backward_torch(self, i: int, d_out: torch.Tensor, k: _LayerCache,
+                        grads: dict[str, torch.Tensor]) -> torch.Tensor:
+        """GRU layer i backward with PyTorch ops: d_out (M, H) -> the (M, 3H)
+        pre-activation gradient; fills the layer's Wh, Wrz and b gradients."""
+        p, n = self.net.params, k.h.shape[1]
+        if k.mask is not None:
+            d_out = d_out * k.mask
+        d_cpre = (d_out * k.z).mul_(1 - k.c.square())  # through tanh
+        d_vx = torch.empty(d_out.shape[0], 3 * n, device=d_out.device)  # [cand, r, z]
+        d_vx[:, :n] = d_cpre
+        grads[f"Wh{i}"] = (k.r * k.h).t() @ d_cpre
+        torch.mul(d_cpre @ p[f"Wh{i}"].t(), k.h, out=d_vx[:, n:2 * n])  # d r
+        torch.mul(d_out, k.c - k.h, out=d_vx[:, 2 * n:])  # d z
+        d_vx[:, n:].mul_(k.rz * (1 - k.rz))  # through the sigmoids
+        grads[f"Wrz{i}"] = k.h.t() @ d_vx[:, n:]
+        grads[f"b{i}"] = d_vx.sum(0)
+        return d_vx

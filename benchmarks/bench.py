@@ -55,7 +55,7 @@ def run_point(point: dict) -> dict:
     cfg = GRU4RecConfig().replace(**PRESETS[point["loss"]], batch_size=point["batch_size"],
                                   layers=[point["layers"]], n_sample=2048, n_epochs=1)
     net = Network.initialize(len(index), cfg, torch.Generator().manual_seed(0), device)
-    trainer = Trainer(net, sessions, support, seed=0, static=point["static"])
+    trainer = Trainer(net, cfg, sessions, support, seed=0, static=point["static"])
     trainer.sched.n_steps = min(point["steps"], trainer.sched.n_steps)
     res = trainer.run_epoch()
     n_events = trainer.sched.events_before(trainer.sched.n_steps)  # of the timed steps
@@ -71,7 +71,7 @@ def run_point(point: dict) -> dict:
            "events_per_s": round(n_events / res.seconds), "train_steps": res.n_steps,
            "eval_predictions": ev.n_predictions,
            "eval_predictions_per_s": round(ev.n_predictions / eval_s),
-           "native_kernels": trainer.native is not None,
+           "backend": trainer.backend.name,
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     if device.type == "cuda":
         out["peak_device_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20)

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real-data folder, the cpu/cuda device, and a synthetic successor log."""
+"""Shared fixtures: the real-data folder, the cpu/cuda device, a synthetic successor log,
+hand-set and trained models, and a hand-made raw yoochoose-clicks.dat."""
 
 from __future__ import annotations
 
@@ -30,6 +31,16 @@ def require_realdata(path: Path = DATA_DIR) -> Path:
     if os.environ.get("CI"):
         pytest.fail(f"{message}; it is required when the CI environment variable is set")
     pytest.skip(message)
+
+
+@pytest.fixture(name="require_realdata", scope="session")
+def _require_realdata_fixture() -> Callable[..., Path]:
+    """``require_realdata(path=DATA_DIR)`` as a fixture, for test files in any folder.
+
+    Test files never ``from conftest import ...``: the sub-folders have conftest.py files of
+    their own, all imported under the module name ``conftest``, so that import is ambiguous.
+    """
+    return require_realdata
 
 
 @pytest.fixture
@@ -94,13 +105,6 @@ def synthetic_sessions() -> tuple:
 
 # ----------------------------------------------------------------------------- hand-set models
 
-MODES = {
-    "onehot": {"constrained_embedding": False, "embedding": 0},
-    "separate": {"constrained_embedding": False, "embedding": 8},
-    "constrained": {"constrained_embedding": True},
-}
-
-
 def _make_model(n_items: int = 30, layers: tuple[int, ...] = (12, 10), seed: int = 0,
                ids: Any = None, **params: Any) -> GRU4Rec:
     """A randomly initialised model (random output biases too), as if loaded."""
@@ -125,7 +129,6 @@ def _bias_model(n_items: int = 6) -> GRU4Rec:
     return model
 
 
-
 @pytest.fixture(scope="session")
 def make_model() -> Callable[..., GRU4Rec]:
     """Factory: a randomly initialised model as if loaded (random output biases), item ids
@@ -138,3 +141,111 @@ def make_model() -> Callable[..., GRU4Rec]:
 def bias_model() -> Callable[..., GRU4Rec]:
     """Factory: a model whose scores are its output biases only, ids 'i0' > 'i1' > ..."""
     return _bias_model
+
+
+# ----------------------------------------------------------------------------- trained models
+
+# the default 10M-id negative-sample store costs ~1 s per fit
+SMALL = {"layers": [32], "batch_size": 16, "n_sample": 8, "learning_rate": 0.2,
+         "sample_store_size": 100_000}
+
+
+def _fit_successor(events: Events, device: str = "cpu", seed: int = 42,
+                   **params: Any) -> GRU4Rec:
+    kwargs = {**SMALL, "n_epochs": 6, **params}
+    return GRU4Rec(device=device, seed=seed, **kwargs).fit(events)
+
+
+def _events_of(sessions: list[list[Any]]) -> Events:
+    """Events from explicit sessions (ids 0, 1, ...; times increase in list order)."""
+    session = np.repeat(np.arange(len(sessions), dtype=np.int64), [len(s) for s in sessions])
+    items = [i for s in sessions for i in s]
+    item = (np.asarray(items, dtype=object) if any(isinstance(i, str) for i in items)
+            else np.asarray(items, dtype=np.int64))
+    return Events(session=session, item=item, time=np.arange(len(items), dtype=np.float64))
+
+
+@pytest.fixture
+def small_params() -> dict[str, Any]:
+    """Hyperparameters of a small, fast model (32 units, 8 negative samples, a small
+    negative-sample store): ``GRU4Rec(device="cpu", **small_params)``."""
+    return {**SMALL, "layers": list(SMALL["layers"])}
+
+
+@pytest.fixture(scope="session")
+def fit_successor() -> Callable[..., GRU4Rec]:
+    """Factory: ``fit_successor(events, device="cpu", seed=42, **hyperparameters)``, a small
+    model trained for 6 epochs (``small_params`` unless overridden)."""
+    return _fit_successor
+
+
+@pytest.fixture(scope="session")
+def fitted(successor_train: Events) -> GRU4Rec:
+    """A small model trained on ``successor_train`` (it has learnt the successor rule).
+
+    Shared by every test that uses it: do not change it.
+    """
+    return _fit_successor(successor_train)
+
+
+@pytest.fixture(scope="session")
+def events_of() -> Callable[[list[list[Any]]], Events]:
+    """Factory: ``events_of([[item, ...], ...])``, one session per list (ids 0, 1, ...; times
+    increase in list order; str item ids if any id is a str)."""
+    return _events_of
+
+
+# ----------------------------------------------------------------------------- raw datasets
+
+# Items: A=1001 B=1002 C=1003 D=1004 E=1005 X=1008 R=1009.
+# S3 loses R and becomes length 1 (dropped by the last step); S4 is all R; S5 has length 1,
+# and removing it leaves D with 4 events; C has exactly 5 events (kept); S10 starts before
+# the test cut and ends after it (test: the cut is on the last event); X appears only in test
+# (dropped there, so S12 becomes length 1 and S13 empty); S8 straddles the validation cut;
+# S9's E is not in train_tr, which leaves S9 with one event. Consecutive repeats stay (S1).
+RSC15_CLICKS = """\
+1,2014-04-01T10:00:00.000Z,1001,0
+1,2014-04-01T10:01:00.000Z,1001,0
+1,2014-04-01T10:02:00.000Z,1002,S
+2,2014-04-02T10:00:00.000Z,1002,0
+2,2014-04-02T10:01:00.000Z,1003,12
+2,2014-04-02T10:02:00.000Z,1001,0
+3,2014-04-03T10:00:00.000Z,1003,0
+3,2014-04-03T10:01:00.000Z,1009,0
+4,2014-04-03T11:00:00.000Z,1009,0
+4,2014-04-03T11:01:00.000Z,1009,0
+4,2014-04-03T11:02:00.000Z,1009,0
+5,2014-04-04T10:00:00.000Z,1004,0
+6,2014-04-05T10:00:00.000Z,1004,0
+6,2014-04-05T10:01:00.000Z,1001,0
+6,2014-04-05T10:02:00.000Z,1004,0
+6,2014-04-05T10:03:00.000Z,1002,0
+7,2014-04-05T11:00:00.000Z,1004,0
+7,2014-04-05T11:01:00.000Z,1004,0
+7,2014-04-05T11:02:00.000Z,1003,0
+8,2014-04-05T19:00:00.000Z,1002,0
+8,2014-04-06T09:00:00.000Z,1003,0
+9,2014-04-06T20:00:00.000Z,1001,0
+9,2014-04-06T20:01:00.000Z,1005,0
+10,2014-04-07T11:00:00.000Z,1001,0
+10,2014-04-07T11:30:00.000Z,1002,0
+10,2014-04-07T13:00:00.000Z,1003,0
+11,2014-04-08T10:00:00.000Z,1005,0
+11,2014-04-08T10:01:00.000Z,1005,0
+11,2014-04-08T10:02:00.000Z,1001,0
+12,2014-04-08T11:00:00.000Z,1008,0
+12,2014-04-08T11:01:00.000Z,1002,0
+13,2014-04-08T11:30:00.000Z,1008,0
+13,2014-04-08T11:31:00.000Z,1008,0
+13,2014-04-08T11:32:00.000Z,1008,0
+13,2014-04-08T11:33:00.000Z,1008,0
+14,2014-04-08T12:00:00.000Z,1005,0
+14,2014-04-08T12:00:30.123Z,1005,0
+"""
+
+
+@pytest.fixture(scope="session")
+def rsc15_clicks() -> str:
+    """A hand-made yoochoose-clicks.dat (37 events, 14 sessions, 7 items) with known answers
+    for the rsc15 recipe (tests/data/datasets/test_rsc15.py); the CLI tests use it too."""
+    return RSC15_CLICKS

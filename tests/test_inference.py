@@ -1,4 +1,4 @@
-"""Inference: recommend options, the session tracker (replay equality) and the memory store."""
+"""Inference: recommend options, the session tracker (replay equality) and id coercion."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ import logging
 import numpy as np
 import pytest
 
-from conftest import MODES
 from gru4rec import ConfigError, DataError
 from gru4rec.data.sessions import ItemIndex
 from gru4rec.inference import Recommendations, SessionTracker
-from gru4rec.session_store import MemoryStore, SessionState, SessionStore
+from gru4rec.session_store import MemoryStore, SessionStore
+
+# one-hot input, a separate input embedding, the output weights shared as the input embedding
+MODES = {
+    "onehot": {"constrained_embedding": False, "embedding": 0},
+    "separate": {"constrained_embedding": False, "embedding": 8},
+    "constrained": {"constrained_embedding": True},
+}
 
 # ----------------------------------------------------------------------------- replay equality
 
@@ -208,50 +214,7 @@ def test_tracker_uses_the_given_store(make_model) -> None:
     assert state.items.tolist() == [1] and state.length == 1
 
 
-# ----------------------------------------------------------------------------- memory store
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _state(n: int = 0) -> SessionState:
-    return SessionState(np.zeros(3, dtype=np.float32), np.zeros(0, dtype=np.int64), n, 0.0)
-
-
-def test_memory_store_evicts_the_least_recently_used() -> None:
-    store = MemoryStore(max_sessions=2, ttl=None)
-    store.put_many({"a": _state(1), "b": _state(2)})
-    store.get_many(["a"])  # a is now the most recently used
-    store.put_many({"c": _state(3)})
-    assert [s and s.length for s in store.get_many(["a", "b", "c"])] == [1, None, 3]
-    assert len(store) == 2
-
-
-def test_memory_store_ttl_expiry_and_refresh() -> None:
-    clock = FakeClock()
-    store = MemoryStore(ttl=10, clock=clock)
-    store.put_many({"a": _state(1), "b": _state(2)})
-    clock.now = 8
-    store.put_many({"b": _state(3)})  # a write restarts the time to live
-    clock.now = 10
-    assert store.get_many(["a", "b"])[0] is None and store.get_many(["b"])[0].length == 3
-    assert not store.delete("a")
-    clock.now = 18.5
-    assert store.get_many(["b"]) == [None] and len(store) == 0
-
-
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"max_sessions": 0}, "max_sessions must be a positive integer"),
-    ({"ttl": 0}, "ttl must be a positive number"),
-])
-def test_memory_store_bad_arguments(kwargs: dict, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        MemoryStore(**kwargs)
+# ----------------------------------------------------------------------------- item ids
 
 
 def test_coerce_ids_follows_the_model_id_type() -> None:

@@ -13,7 +13,7 @@ from gru4rec import GRU4Rec, GRU4RecConfig, evaluate
 from gru4rec.data.events import Events
 from gru4rec.data.sessions import ItemIndex, group_sessions
 from gru4rec.nn.network import Network
-from gru4rec.nn.step import FastStep
+from gru4rec.nn.steps import ManualStep
 from gru4rec.training import Trainer
 
 SMALL = {"layers": [32], "batch_size": 16, "n_sample": 8, "learning_rate": 0.2,
@@ -28,13 +28,17 @@ def _recall1(train: Events, test: Events, device: str = "cpu", **params: Any) ->
 
 OPTIONS = {
     "top1-max": {"loss": "top1-max", "final_act": "linear"},
-    "top1": {"loss": "top1", "final_act": "tanh"},
+    # legacy TOP1 on a tanh output and a linear GRU are slower, less stable learners: at the
+    # shared settings they end anywhere in 0.89-1.0 with the seed and the float rounding of
+    # the backend, so they get more negatives / a smaller step and more epochs (>= 0.97)
+    "top1": {"loss": "top1", "final_act": "tanh", "n_sample": 32, "learning_rate": 0.1,
+             "n_epochs": 10},
     "bpr": {"loss": "bpr", "final_act": "linear"},
     "xe_logit": {"loss": "xe_logit", "logq": 1.0},
     "smoothing": {"loss": "cross-entropy", "smoothing": 0.1},
     "bpr-max-tanh-out": {"loss": "bpr-max", "final_act": "tanh"},
     "top1-max-leaky-out": {"loss": "top1-max", "final_act": "leaky-0.1"},
-    "hidden-linear": {"hidden_act": "linear"},
+    "hidden-linear": {"hidden_act": "linear", "learning_rate": 0.1, "n_epochs": 10},
     "hidden-relu": {"hidden_act": "relu"},
     "hidden-leaky": {"hidden_act": "leaky-0.1"},
     "hidden-elu": {"hidden_act": "elu-1"},
@@ -70,7 +74,7 @@ def test_options_run_on_the_device(successor_train: Events, successor_test: Even
     ({"loss": "bpr-max", "final_act": "tanh"}, False)])
 def test_the_hand_written_step_takes_exactly_the_configurations_it_implements(
         params: dict, fast: bool) -> None:
-    assert FastStep.supports(GRU4RecConfig().replace(**params)) is fast
+    assert ManualStep.supports(GRU4RecConfig().replace(**params)) is fast
 
 
 def test_lmbd_and_grad_cap_change_training(successor_train: Events) -> None:
@@ -89,7 +93,7 @@ def _trainer(events: Events, **params: Any) -> Trainer:
     net = Network.initialize(len(index), cfg, torch.Generator().manual_seed(0),
                              torch.device("cpu"))
     support = np.bincount(sessions.items, minlength=len(index))
-    return Trainer(net, sessions, support, seed=5, sample_store_size=10_000)
+    return Trainer(net, cfg, sessions, support, seed=5, sample_store_size=10_000)
 
 
 def test_train_random_order_shuffles_every_epoch_reproducibly(successor_train: Events) -> None:

@@ -1,4 +1,5 @@
-"""Accuracy band on the real yoochoose100k sample (RSC15 preprocessing, train_full -> test).
+"""Accuracy band on the real yoochoose100k sample (RSC15 preprocessing, train_full -> test),
+and the ``require_realdata`` helper of conftest.py that every real-data test goes through.
 
 The setting is the official ``rsc15_xe_shared_100_best`` parameter file (cross-entropy, logQ,
 shared embedding, 100 units) cut to 3 epochs. The band was set from runs with seeds 42, 1 and 7
@@ -8,11 +9,11 @@ on CPU (one thread): Recall@20 0.6490 / 0.6468 / 0.6433 (mean 0.646), MRR@20 0.3
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import require_realdata
 from gru4rec import GRU4Rec, evaluate
 
 RECALL_20_BAND = (0.626, 0.666)
@@ -36,7 +37,8 @@ PARAMS = {
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_yoochoose100k_accuracy_band(data_dir: Path) -> None:
+def test_yoochoose100k_accuracy_band(data_dir: Path,
+                                     require_realdata: Callable[..., Path]) -> None:
     folder = require_realdata(data_dir)
     train = folder / "yoochoose-clicks-100k_train_full.txt"
     test = folder / "yoochoose-clicks-100k_test.txt"
@@ -54,7 +56,9 @@ def test_yoochoose100k_accuracy_band(data_dir: Path) -> None:
 
 
 def test_missing_real_data_skips_or_fails_under_ci(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   require_realdata: Callable[..., Path]
+                                                   ) -> None:
     absent = tmp_path / "yoochoose100k"
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="is absent"):
@@ -63,3 +67,14 @@ def test_missing_real_data_skips_or_fails_under_ci(tmp_path: Path,
     with pytest.raises(pytest.fail.Exception, match="required when the CI"):
         require_realdata(absent)
     assert require_realdata(tmp_path) == tmp_path
+
+
+def test_require_data_dir_skips_or_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         require_realdata: Callable[..., Path]) -> None:
+    assert require_realdata(tmp_path) == tmp_path
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="is absent"):
+        require_realdata(tmp_path / "absent")
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="required when the CI environment"):
+        require_realdata(tmp_path / "absent")

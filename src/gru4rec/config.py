@@ -1,4 +1,4 @@
-"""GRU4Rec hyperparameters: one frozen dataclass, and the parsers that fill it.
+"""GRU4Rec hyperparameters: one frozen dataclass, its validation and value conversion.
 
 Names follow the official implementations, so parameter strings and files written for them
 work unchanged. Both spellings of the final activation are accepted: Theano-style
@@ -12,21 +12,21 @@ Sources:
     - ``.toml`` files with the parameters at the top level (or under ``[gru4rec_params]``),
     - plain mappings (``GRU4RecConfig.from_dict``).
 
-Every validation problem is collected and reported in one :class:`ConfigError`.
+The text sources are read by :mod:`gru4rec.params` (its two parsers are re-exported here);
+every one ends in :meth:`GRU4RecConfig.from_dict`. Every validation problem is collected
+and reported in one :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import logging
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from gru4rec.errors import ConfigError
+from gru4rec.params import parse_param_file, parse_param_string
 
 __all__ = ["ADAPTS", "LOSSES", "GRU4RecConfig", "canonical_activation", "parse_param_file",
            "parse_param_string"]
@@ -83,6 +83,12 @@ class GRU4RecConfig:
         train_random_order: visit the training sessions in a new random order every epoch.
         time_sort: visit sessions in the order of their first event (else in session-id
             order); ignored with train_random_order.
+
+    Raises:
+        ConfigError: on construction, when any value is out of range or not one of its
+            choices (unknown loss, optimiser or activation, wrong number of adapt_params,
+            logq or smoothing with a ranking loss, ...); every problem is listed in the one
+            error (``.problems``). An unusual loss/output pairing only logs a warning.
     """
 
     layers: tuple[int, ...] = (100,)
@@ -111,7 +117,6 @@ class GRU4RecConfig:
     init_as_normal: bool = False
     train_random_order: bool = False
     time_sort: bool = True
-    _given: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -143,31 +148,32 @@ class GRU4RecConfig:
 
     @classmethod
     def from_dict(cls, params: Mapping[str, Any]) -> GRU4RecConfig:
-        """Build a config from ``{name: value}``; values may be strings (as in ``-ps``)."""
+        """Build a config from ``{name: value}``; values may be strings (as in ``-ps``).
+
+        Raises:
+            ConfigError: unknown names (the message lists the valid ones), values that do not
+                convert to their field's type, or values out of range; all in one error.
+        """
         return cls().replace(**params)
 
     def replace(self, **params: Any) -> GRU4RecConfig:
-        """A copy with some parameters changed (strings are converted like ``-ps`` values)."""
+        """A copy with some parameters changed (strings are converted like ``-ps`` values).
+
+        Raises:
+            ConfigError: as :meth:`from_dict`.
+        """
         values, problems = _convert_all(params)
         if "final_act" not in values and ("loss" in values or "elu_param" in values):
             values["final_act"] = ""  # re-derived from the (new) loss / elu_param
         if "adapt" in values and "adapt_params" not in values:
             values["adapt_params"] = ()  # the new optimiser's defaults
-        given = tuple(dict.fromkeys((*self._given, *params)))
         cfg = self
         try:
-            cfg = dataclasses.replace(self, **values, _given=given)
+            cfg = dataclasses.replace(self, **values)
         except ConfigError as exc:
-            problems.extend(getattr(exc, "problems", [str(exc)]))
+            problems.extend(exc.problems)
         _raise_if(problems)
         return cfg
-
-    @property
-    def embedding_size(self) -> int:
-        """D of the input embedding: 0 in no-embedding mode, layers[-1] when constrained."""
-        if self.constrained_embedding:
-            return self.layers[-1]
-        return self.embedding
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ``{name: value}`` of every public field (lists for tuples)."""
@@ -177,25 +183,23 @@ class GRU4RecConfig:
             out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
-    def given_items(self) -> list[tuple[str, Any]]:
-        """The parameters explicitly set by the user, in the order given (for ``SET`` lines)."""
-        values = self.to_dict()
-        return [(n, values[n]) for n in self._given if n in values]
-
 
 def _raise_if(problems: list[str]) -> None:
     """Raise one ConfigError listing every problem (its ``problems`` attribute keeps them)."""
     if problems:
-        exc = ConfigError("invalid GRU4Rec parameters:\n  - " + "\n  - ".join(problems))
-        exc.problems = problems  # type: ignore[attr-defined]
-        raise exc
+        raise ConfigError("invalid GRU4Rec parameters:\n  - " + "\n  - ".join(problems),
+                          problems)
 
 
 def canonical_activation(spec: str, *, final: bool) -> str:
     """The normalised spelling of an activation (``elu-0.50`` -> ``elu-0.5``).
 
     Valid: ``linear``, ``relu``, ``tanh``, ``leaky-X``, ``elu-X``, ``selu-X-Y`` and, for the
-    output (``final``), ``softmax`` and ``softmax_logit``. Raises ValueError otherwise.
+    output (``final``), ``softmax`` and ``softmax_logit``.
+
+    Raises:
+        ValueError: any other spelling, or a parameter that is not a number (the message
+            lists the valid forms).
     """
     name, *args = spec.strip().split("-")
     if not args and (name in _PLAIN_ACTS or (final and name in _FINAL_ONLY_ACTS)):
@@ -386,93 +390,3 @@ def _to_float(raw: Any) -> float:
         except ValueError:
             pass
     raise TypeError("expected a number")
-
-
-# ----------------------------------------------------------------------------- parsing
-
-
-def parse_param_string(text: str) -> dict[str, str]:
-    """Split ``name1=value1,name2=value2`` into an ordered ``{name: value}`` of strings."""
-    params: dict[str, str] = {}
-    for part in (p for p in text.split(",") if p.strip()):
-        name, sep, value = part.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(
-                f"bad parameter {part.strip()!r} in the parameter string; "
-                "expected name=value pairs separated by commas (e.g. loss=bpr-max,layers=100)"
-            )
-        params[name.strip()] = value.strip()
-    if not params:
-        raise ConfigError("the parameter string is empty; expected name=value pairs")
-    return params
-
-
-def parse_param_file(path: str | Path) -> dict[str, Any]:
-    """Read parameters from a ``.py`` file (``gru4rec_params = OrderedDict(...)``, parsed
-    as literals and never executed) or a ``.toml`` file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read parameter file {path}: {exc}") from None
-    if path.suffix == ".toml":
-        return _parse_toml(path, text)
-    if path.suffix != ".py":
-        raise ConfigError(f"parameter file {path} must end in .py or .toml")
-    return _parse_py(path, text)
-
-
-def _parse_toml(path: Path, text: str) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"parameter file {path} is not valid TOML: {exc}") from None
-    params = data.get("gru4rec_params", data)
-    if not isinstance(params, dict):
-        raise ConfigError(f"parameter file {path}: [gru4rec_params] must be a table")
-    return params
-
-
-def _parse_py(path: Path, text: str) -> dict[str, Any]:
-    try:
-        tree = ast.parse(text, filename=str(path))
-    except SyntaxError as exc:
-        raise ConfigError(f"parameter file {path} is not valid Python: {exc.msg} "
-                          f"(line {exc.lineno})") from None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "gru4rec_params" for t in node.targets
-        ):
-            return _literal_params(path, node.value)
-    raise ConfigError(f"parameter file {path} does not define gru4rec_params "
-                      "(expected gru4rec_params = OrderedDict([...]))")
-
-
-def _literal_params(path: Path, node: ast.expr) -> dict[str, Any]:
-    """Evaluate ``OrderedDict([(k, v), ...])``, ``OrderedDict(k=v)``, ``dict(...)`` or
-    ``{...}`` as pure literals."""
-    try:
-        if isinstance(node, ast.Dict):
-            return dict(ast.literal_eval(node))
-        if isinstance(node, ast.Call) and _call_name(node.func) in ("OrderedDict", "dict"):
-            params: dict[str, Any] = {}
-            for arg in node.args:
-                params.update(dict(ast.literal_eval(arg)))
-            for kw in node.keywords:
-                if kw.arg is None:
-                    raise ValueError("** unpacking")
-                params[kw.arg] = ast.literal_eval(kw.value)
-            return params
-    except (ValueError, TypeError, SyntaxError) as exc:
-        raise ConfigError(f"parameter file {path}: gru4rec_params must hold literal values "
-                          f"only ({exc})") from None
-    raise ConfigError(f"parameter file {path}: gru4rec_params must be an OrderedDict, "
-                      "dict or {...} literal")
-
-
-def _call_name(func: ast.expr) -> str:
-    if isinstance(func, ast.Name):
-        return func.id
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return ""

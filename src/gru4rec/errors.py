@@ -16,6 +16,8 @@ The command line maps all of them to a one-line message and exit code 2.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -32,7 +34,16 @@ class GRU4RecError(Exception):
 
 
 class ConfigError(GRU4RecError, ValueError):
-    """A hyperparameter or run option is unknown, ill-typed or out of range."""
+    """A hyperparameter or run option is unknown, ill-typed or out of range.
+
+    Attributes:
+        problems: every problem found, one line each (validation reports them all at once);
+            ``[message]`` when the error was raised for a single problem.
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[str] = list(problems) if problems is not None else [message]
 
 
 class DataError(GRU4RecError, ValueError):

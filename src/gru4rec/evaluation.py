@@ -1,4 +1,4 @@
-"""Next-item evaluation of a trained model: Recall@k and MRR@k (ALGORITHM §7).
+"""Next-item evaluation of a trained model: Recall@k and MRR@k (docs/algorithm.md §7).
 
 Test sessions are replayed session-parallel (``batch_size`` slots, zero state at every
 session start); after each event but the last, the model scores every item and the rank of
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +18,9 @@ import torch
 
 from gru4rec.data.batching import DeviceSchedule, build_schedule
 from gru4rec.data.io import read_events
-from gru4rec.data.sessions import group_sessions
+from gru4rec.data.sessions import SessionData, group_sessions
 from gru4rec.errors import ConfigError
-from gru4rec.metrics import MetricAccumulator, target_ranks, target_ranks_chunked
+from gru4rec.metrics import MetricAccumulator, check_mode, target_ranks, target_ranks_chunked
 from gru4rec.model import GRU4Rec
 
 __all__ = ["EvalResult", "evaluate"]
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 # items than 64 MB ones) and bound the memory.
 ONE_BLOCK_ELEMENTS = 1 << 25
 CHUNK_ELEMENTS = 1 << 20
+# rank(h, targets): (M,) ranks of the targets for the (M, H_last) output states
+Ranker = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,11 @@ class EvalResult:
     mode: str = "standard"
 
     def __getitem__(self, key: str) -> float:
+        """``result["Recall@20"]``: one metric.
+
+        Raises:
+            KeyError: no such metric (only the measured cutoffs are there).
+        """
         return self.metrics[key]
 
     def lines(self) -> list[str]:
@@ -76,37 +83,66 @@ def evaluate(model: GRU4Rec, test: Any, *, cutoffs: Sequence[int] = (20,),
         batch_size: session-parallel slots.
         test_against_items: rank the target only against the N most popular training
             items (plus itself). Use only with catalogues of millions of items, N >= 50,000.
+        session_key, item_key, time_key: the column names of the test data.
         seed: seeds the random tie-breaking.
+
+    Raises:
+        NotFittedError: the model is not trained, or its training diverged.
+        ConfigError: ``cutoffs`` is not a non-empty list of positive ints, ``mode`` is not
+            one of the four tie modes, or ``batch_size`` / ``test_against_items`` is < 1.
+        DataError: the test data cannot be read, is malformed or lacks a column, or leaves
+            no prediction (no test session has 2 or more events of known items).
     """
     model.check_fitted()
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    if test_against_items is not None and test_against_items < 1:
-        raise ConfigError(f"test_against_items must be >= 1, got {test_against_items}")
+    _check_options(mode, batch_size, test_against_items)
     start = time.perf_counter()
     acc = MetricAccumulator(cutoffs)
     events = read_events(test, session_key=session_key, item_key=item_key, time_key=time_key)
     sessions, n_dropped = group_sessions(events, model.item_index_)
     if n_dropped:
         log.warning("dropped %d test events with items unknown to the model", n_dropped)
+    _replay(model, sessions, batch_size, _ranker(model, mode, seed, test_against_items), acc)
+    metrics = acc.result()
+    n = int(metrics.pop("n"))
+    return EvalResult(metrics, n, n_dropped, time.perf_counter() - start,
+                      tuple(acc.cutoffs), mode)
+
+
+def _check_options(mode: str, batch_size: int, test_against_items: int | None) -> None:
+    """ConfigError for an unknown tie mode, or a batch size / item count below 1."""
+    check_mode(mode)
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if test_against_items is not None and test_against_items < 1:
+        raise ConfigError(f"test_against_items must be >= 1, got {test_against_items}")
+
+
+def _replay(model: GRU4Rec, sessions: SessionData, batch_size: int, rank: Ranker,
+            acc: MetricAccumulator) -> None:
+    """Run the test sessions session-parallel from zero states; after every event but the
+    last of a session, add the rank of its next item (``rank(h, targets)``) to ``acc``."""
     net = model.net_
     sched = DeviceSchedule(build_schedule(sessions, batch_size), net.device)
-    gen = torch.Generator(device=net.device).manual_seed(seed)
-    columns = _popular_items(model, test_against_items)
-    n_h = net.layers[-1]
-    # contiguous copies of the output weights, once: the matmuls run ~25% faster on them
-    out = (net.params["Wyb"][:, :n_h].contiguous(), net.params["Wyb"][:, n_h].contiguous())
     with torch.inference_mode():
         state = net.zero_state(sched.first_size)
         for t in range(sched.n_steps):
             state = sched.carry_state(t, state)
             inp, tgt = sched.step(t)
             state = net.hidden(net.input_rows(inp), state, training=False)
-            acc.update(_ranks(out, state[-1], tgt, mode, gen, columns))
-    metrics = acc.result()
-    n = int(metrics.pop("n"))
-    return EvalResult(metrics, n, n_dropped, time.perf_counter() - start,
-                      tuple(acc.cutoffs), mode)
+            acc.update(rank(state[-1], tgt))
+
+
+def _ranker(model: GRU4Rec, mode: str, seed: int, test_against_items: int | None) -> Ranker:
+    """``rank(h, targets)``: (M,) ranks of the targets for (M, H_last) output states."""
+    net = model.net_
+    gen = torch.Generator(device=net.device).manual_seed(seed)
+    columns = _popular_items(model, test_against_items)
+    # contiguous copies of the output weights, once: the matmuls run ~25% faster on them
+    out = (net.output_weights.contiguous(), net.output_bias.contiguous())
+
+    def rank(h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return _ranks(out, h, targets, mode, gen, columns)
+    return rank
 
 
 def _popular_items(model: GRU4Rec, n: int | None) -> torch.Tensor | None:

@@ -22,25 +22,23 @@ Rules shared by both paths:
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from gru4rec.backend import select_backend
+from gru4rec.data.events import is_canonical_int
 from gru4rec.data.sessions import ItemIndex
 from gru4rec.errors import ConfigError, DataError
-from gru4rec.native import kernels
 from gru4rec.nn.network import Network
 from gru4rec.session_store import MemoryStore, SessionState, SessionStore
 
 __all__ = ["ItemFilter", "Recommendations", "SessionInfo", "SessionTracker", "coerce_ids",
            "lookup", "recommend_sessions", "replay"]
-
-_CANONICAL_INT = re.compile(r"^(0|-?[1-9][0-9]*)$")
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,11 @@ class SessionInfo:
 
 
 def check_k(k: Any) -> int:
-    """``k`` must be a positive int (ConfigError otherwise)."""
+    """``k`` as an int, checked.
+
+    Raises:
+        ConfigError: ``k`` is not a positive integer (booleans are not).
+    """
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
     return int(k)
@@ -114,13 +116,14 @@ def lookup(index: ItemIndex, ids: Iterable[Any]) -> np.ndarray:
 def coerce_ids(index: ItemIndex, values: Iterable[Any]) -> list[Any]:
     """Item ids from text or JSON -> the model's id type.
 
-    Int-id model: a string holding a canonical decimal integer (``"42"``, not ``"042"`` or
-    ``"+42"``) becomes that int; other strings stay strings (unknown). Str-id model: an int
-    becomes its decimal text (``42`` -> ``"42"``). Everything else is kept as given.
+    Int-id model: a string holding a canonical decimal integer
+    (:func:`~gru4rec.data.events.is_canonical_int`: ``"42"``, not ``"042"`` or ``"+42"``)
+    becomes that int; other strings stay strings (unknown). Str-id model: an int becomes its
+    decimal text (``42`` -> ``"42"``). Everything else is kept as given.
     """
     if index.ids.dtype.kind == "U":
         return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values]
-    return [int(v) if isinstance(v, str) and _CANONICAL_INT.match(v) else v for v in values]
+    return [int(v) if isinstance(v, str) and is_canonical_int(v) else v for v in values]
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,11 @@ class ItemFilter:
     @classmethod
     def build(cls, index: ItemIndex, exclude: Collection[Any] | None,
               candidates: Collection[Any] | None, device: torch.device) -> ItemFilter | None:
-        """``None`` when neither ``exclude`` nor ``candidates`` is given."""
+        """``None`` when neither ``exclude`` nor ``candidates`` is given.
+
+        Raises:
+            DataError: ``exclude`` or ``candidates`` is a string or not iterable.
+        """
         if exclude is None and candidates is None:
             return None
         n_unknown = 0
@@ -201,7 +208,12 @@ def recommend_sessions(net: Network, index: ItemIndex, sessions: Sequence[Sequen
                        k: int, *, exclude_seen: bool = False,
                        exclude: Collection[Any] | None = None,
                        candidates: Collection[Any] | None = None) -> Recommendations:
-    """Top-k for whole sessions (item-id lists, oldest first); see the module rules."""
+    """Top-k for whole sessions (item-id lists, oldest first); see the module rules.
+
+    Raises:
+        ConfigError: ``k`` is not a positive integer.
+        DataError: ``exclude`` or ``candidates`` is not a collection of item ids.
+    """
     k = check_k(k)
     filt = ItemFilter.build(index, exclude, candidates, net.device)
     raw = [lookup(index, s) for s in sessions]
@@ -213,33 +225,11 @@ def recommend_sessions(net: Network, index: ItemIndex, sessions: Sequence[Sequen
                            filt.n_unknown if filt is not None else 0)
 
 
-class _Scorer:
-    """Scores of a few states against every item: (M, H_last) -> (M, n_items).
-
-    A live event scores a handful of rows, where BLAS runs at a fraction of the CPU's speed
-    (a (1..16, 100) x (100, 37,500) product takes 1.2-2.6x longer than it should). On the
-    CPU, with the compiled kernels, rows are scored against a packed copy of the item weights
-    (:meth:`gru4rec.native.Kernels.score_rows`; as fast as BLAS from ~64 rows on); on other
-    devices, or without the kernels, BLAS uses a contiguous (H, n_items) copy (~1.7x faster
-    than the strided view of the table).
-    """
-
-    def __init__(self, net: Network) -> None:
-        n = net.layers[-1]
-        wyb = net.params["Wyb"]
-        self._bias = wyb[:, n].contiguous()
-        self._kernels = kernels() if net.device.type == "cpu" else None
-        if self._kernels is not None:
-            self._panels = self._kernels.pack_panels(wyb[:, :n])
-        else:
-            self._wt = wyb[:, :n].t().contiguous()
-
-    def __call__(self, h: torch.Tensor) -> torch.Tensor:
-        if self._kernels is None:
-            return torch.addmm(self._bias, h, self._wt)
-        out = torch.empty(h.shape[0], self._bias.shape[0])
-        self._kernels.score_rows(h.contiguous(), self._panels, self._bias, out)
-        return out
+def _scorer(net: Network) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Scores of a few states against every item: (M, H_last) -> (M, n_items), on the
+    backend of the network's device (:meth:`gru4rec.backend.TorchOps.scorer`: a compiled
+    kernel over packed weights on the CPU, BLAS elsewhere)."""
+    return select_backend(net.device).scorer(net.output_weights, net.output_bias)
 
 
 class SessionTracker:
@@ -254,6 +244,9 @@ class SessionTracker:
 
     Session ids are strings (other values are converted with ``str``). One tracker is not
     meant to step the same session from several threads at once.
+
+    Raises:
+        ConfigError: ``max_items`` is neither None nor a positive integer.
     """
 
     def __init__(self, net: Network, item_index: ItemIndex, store: SessionStore | None = None,
@@ -264,7 +257,7 @@ class SessionTracker:
         self.store: SessionStore = store if store is not None else MemoryStore()
         self.max_items = max_items
         self._splits = list(net.layers)
-        self._scorer = _Scorer(net)
+        self._scorer = _scorer(net)
 
     def _fresh(self) -> SessionState:
         hidden = np.zeros(sum(self._splits), dtype=np.float32)
@@ -282,6 +275,13 @@ class SessionTracker:
         Returns:
             :class:`Recommendations` with (M, k') items and scores, (M,) unknown flags and
             (M,) session lengths after each event.
+
+        Raises:
+            DataError: ``session_ids`` and ``item_ids`` differ in length, or ``exclude`` /
+                ``candidates`` is not a collection of item ids.
+            ConfigError: ``k`` is not a positive integer.
+            StoreUnavailableError: the store cannot be reached (e.g. Redis is down); no
+                session has been advanced then.
         """
         sids = [str(s) for s in session_ids]
         if len(sids) != len(item_ids):
@@ -314,8 +314,8 @@ class SessionTracker:
         occ = np.empty(len(sids), dtype=np.int64)  # occurrence number of each entry
         count: dict[str, int] = {}
         for j, s in enumerate(sids):
-            occ[j] = count.get(s, 0)
-            count[s] = occ[j] + 1
+            n = count.get(s, 0)
+            occ[j], count[s] = n, n + 1
         out = np.empty((len(sids), self._splits[-1]), dtype=np.float32)
         seen: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(sids)
         lengths = np.zeros(len(sids), dtype=np.int64)
@@ -323,7 +323,7 @@ class SessionTracker:
             entries = np.flatnonzero(occ == r)
             known = entries[idx[entries] >= 0]
             self._advance([sids[j] for j in known], idx[known], states)
-            for j in entries:
+            for j in entries.tolist():
                 st = states[sids[j]]
                 out[j], seen[j], lengths[j] = st.hidden[-self._splits[-1]:], st.items, st.length
         return out, seen, lengths
@@ -348,7 +348,11 @@ class SessionTracker:
             st.hidden, st.items, st.length = new_flat[row], items, st.length + 1
 
     def get(self, session_id: Any) -> SessionInfo | None:
-        """Length, seen item ids and last access of a live session (``None`` if absent)."""
+        """Length, seen item ids and last access of a live session (``None`` if absent).
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached (e.g. Redis is down).
+        """
         st = self.store.get_many([str(session_id)])[0]
         if st is None:
             return None
@@ -356,9 +360,17 @@ class SessionTracker:
                            st.last_access)
 
     def delete(self, session_id: Any) -> bool:
-        """Forget a session; True when it existed."""
+        """Forget a session; True when it existed.
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached (e.g. Redis is down).
+        """
         return self.store.delete(str(session_id))
 
     def reset(self, session_id: Any) -> None:
-        """Start a session over: a zero state, no items (it exists, with length 0)."""
+        """Start a session over: a zero state, no items (it exists, with length 0).
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached (e.g. Redis is down).
+        """
         self.store.put_many({str(session_id): self._fresh()})

@@ -22,16 +22,21 @@ from collections.abc import Sequence
 
 import torch
 
+from gru4rec.backend import select_backend
 from gru4rec.errors import ConfigError, DataError
-from gru4rec.native import kernels
 
-__all__ = ["TIE_MODES", "MetricAccumulator", "target_ranks", "target_ranks_chunked"]
+__all__ = ["TIE_MODES", "MetricAccumulator", "check_mode", "target_ranks",
+           "target_ranks_chunked"]
 
 TIE_MODES = ("standard", "conservative", "median", "tiebreaking")
 
 
-def _check_mode(mode: str) -> None:
-    """Raise ConfigError unless ``mode`` is one of ``TIE_MODES``."""
+def check_mode(mode: str) -> None:
+    """Check that ``mode`` is one of ``TIE_MODES``.
+
+    Raises:
+        ConfigError: it is not (the message lists the valid modes).
+    """
     if mode not in TIE_MODES:
         valid = ", ".join(repr(m) for m in TIE_MODES)
         raise ConfigError(f"unknown tie mode {mode!r}; valid modes are {valid}")
@@ -93,7 +98,7 @@ def target_ranks(
     Returns:
         (N,) float ranks in [1, n_items] (float64, or float32 on MPS).
     """
-    _check_mode(mode)
+    check_mode(mode)
     if scores.dim() != 2:
         raise ConfigError(f"scores must be 2-D (N, n_items), got shape {tuple(scores.shape)}")
     _check_targets(scores.shape[0], targets)
@@ -183,32 +188,22 @@ def target_ranks_chunked(
     Returns:
         (N,) float ranks in [1, n_items].
     """
-    _check_mode(mode)
+    check_mode(mode)
     _check_chunked_inputs(h, weight, bias, chunk_items)
     _check_targets(h.shape[0], targets)
     targets = targets.long()
     greater = torch.zeros(h.shape[0], dtype=torch.int64, device=h.device)
     equal = torch.zeros_like(greater)
+    count = select_backend(h.device).count_vs_target  # greater/equal += per-row counts
     if weight.shape[0] <= chunk_items:  # one block: score once, read the targets out of it
         scores = _chunk_scores(h, weight, bias, 0, weight.shape[0])
-        _count(scores, scores.gather(1, targets.unsqueeze(1)), greater, equal)
+        count(scores, scores.gather(1, targets.unsqueeze(1)), greater, equal)
         return _ranks_from_counts(greater, equal, mode, generator)
     target_scores = _chunked_target_scores(h, weight, bias, targets, chunk_items)
     for start in range(0, weight.shape[0], chunk_items):
-        _count(_chunk_scores(h, weight, bias, start, start + chunk_items), target_scores,
-               greater, equal)
+        count(_chunk_scores(h, weight, bias, start, start + chunk_items), target_scores,
+              greater, equal)
     return _ranks_from_counts(greater, equal, mode, generator)
-
-
-def _count(scores: torch.Tensor, target_scores: torch.Tensor, greater: torch.Tensor,
-           equal: torch.Tensor) -> None:
-    """greater += #{scores > t} and equal += #{scores == t} per row; scores (N, K), t (N, 1)."""
-    k = kernels() if scores.device.type == "cpu" and scores.dtype == torch.float32 else None
-    if k is not None and scores.stride(1) == 1:  # one pass instead of four, no temporaries
-        k.count_vs_target(scores, target_scores.reshape(-1).contiguous(), greater, equal)
-        return
-    greater += (scores > target_scores).sum(dim=1)
-    equal += (scores == target_scores).sum(dim=1)
 
 
 def _validate_cutoffs(cutoffs: Sequence[int]) -> tuple[int, ...]:

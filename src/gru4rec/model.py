@@ -11,20 +11,14 @@ import numpy as np
 import torch
 
 from gru4rec.config import GRU4RecConfig
+from gru4rec.data.events import Events
 from gru4rec.data.io import read_events
-from gru4rec.data.sessions import ItemIndex, group_sessions
+from gru4rec.data.sessions import ItemIndex, SessionData, group_sessions
 from gru4rec.errors import ConfigError, DataError, NotFittedError, TrainingDivergedError
-from gru4rec.inference import (
-    Recommendations,
-    SessionTracker,
-    check_k,
-    lookup,
-    recommend_sessions,
-    replay,
-)
+from gru4rec.inference import Recommendations, SessionTracker, check_k, recommend_sessions
 from gru4rec.model_file import read_model_file, write_model_file
 from gru4rec.nn.network import Network
-from gru4rec.nn.step import FastStep
+from gru4rec.nn.steps import ManualStep
 from gru4rec.session_store import SessionStore
 from gru4rec.training import EpochResult, Trainer
 
@@ -34,7 +28,12 @@ log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CUDA when present, else CPU; a bad or unavailable device -> ConfigError."""
+    """``None`` -> CUDA when present, else CPU; otherwise the device named.
+
+    Raises:
+        ConfigError: the device is unknown, not supported (only cpu and cuda are), or CUDA
+            is asked for on a machine without it.
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -65,6 +64,11 @@ class GRU4Rec:
 
     Learned state (after ``fit`` or ``load``): ``net_`` (the network), ``item_index_`` (item
     ids <-> indices), ``item_support_`` (training events per item), ``history_`` (epochs).
+
+    Raises:
+        ConfigError: an unknown, ill-typed or out-of-range hyperparameter (all of them
+            listed in one error), a bad or unavailable ``device``, ``sample_store_size`` < 1,
+            or ``static_shapes`` with a configuration the hand-written step does not cover.
     """
 
     def __init__(self, config: GRU4RecConfig | None = None, *, device: str | None = None,
@@ -80,9 +84,9 @@ class GRU4Rec:
         self.sample_store_size = sample_store_size
         self.sample_store_on_cpu = sample_store_on_cpu
         self.static_shapes = static_shapes
-        if static_shapes and not FastStep.supports(self.config):
+        if static_shapes and not ManualStep.supports(self.config):
             raise ConfigError("static_shapes needs a configuration the hand-written step "
-                              f"covers: {FastStep.COVERS}")
+                              f"covers: {ManualStep.COVERS}")
         self.history_: list[EpochResult] = []
         self._diverged = False
 
@@ -96,18 +100,19 @@ class GRU4Rec:
 
         ``on_epoch`` is called with each epoch's :class:`EpochResult`; ``progress`` with
         (steps done, steps in epoch) during an epoch.
+
+        Raises:
+            DataError: the data cannot be read, is malformed or lacks a column, or has no
+                session with 2 or more events.
+            TrainingDivergedError: the loss became NaN or infinite; the model is then
+                unusable (it refuses to recommend, evaluate or save) until trained again.
         """
         events = read_events(data, session_key=session_key, item_key=item_key,
                              time_key=time_key)
-        index = ItemIndex.from_items(events.item)
-        sessions, _ = group_sessions(events, index, time_sort=self.config.time_sort)
-        if sessions.n_examples() == 0:
-            raise DataError("the training data has no session with 2 or more events, so "
-                            "there is nothing to learn from")
-        support = np.bincount(sessions.items, minlength=len(index))
+        index, sessions, support = self._training_sessions(events)
         gen = torch.Generator().manual_seed(self.seed)
         net = Network.initialize(len(index), self.config, gen, self.device)
-        trainer = Trainer(net, sessions, support, seed=self.seed,
+        trainer = Trainer(net, self.config, sessions, support, seed=self.seed,
                           sample_store_size=self.sample_store_size,
                           sample_store_on_cpu=self.sample_store_on_cpu,
                           static=self.static_shapes)
@@ -115,6 +120,23 @@ class GRU4Rec:
         self.history_, self._diverged = [], False
         log.info("training on %d events, %d sessions, %d items", len(events),
                  sessions.n_sessions, len(index))
+        self._run_epochs(trainer, on_epoch, progress)
+        for p in net.params.values():
+            p.requires_grad_(False)
+        return self
+
+    def _training_sessions(self, events: Events) -> tuple[ItemIndex, SessionData, np.ndarray]:
+        """The item index, the sessions in visiting order and the (n_items,) support."""
+        index = ItemIndex.from_items(events.item)
+        sessions, _ = group_sessions(events, index, time_sort=self.config.time_sort)
+        if sessions.n_examples() == 0:
+            raise DataError("the training data has no session with 2 or more events, so "
+                            "there is nothing to learn from")
+        return index, sessions, np.bincount(sessions.items, minlength=len(index))
+
+    def _run_epochs(self, trainer: Trainer, on_epoch: Callable[[EpochResult], None] | None,
+                    progress: Callable[[int, int], None] | None) -> None:
+        """``n_epochs`` epochs; a diverged run marks the model unusable and re-raises."""
         for _ in range(self.config.n_epochs):
             try:
                 result = trainer.run_epoch(progress)
@@ -125,12 +147,13 @@ class GRU4Rec:
             log.info(result.line())
             if on_epoch is not None:
                 on_epoch(result)
-        for p in net.params.values():
-            p.requires_grad_(False)
-        return self
 
     def check_fitted(self) -> None:
-        """Raise NotFittedError unless the model is trained (and did not diverge)."""
+        """Check that the model can be used (trained or loaded, and not diverged).
+
+        Raises:
+            NotFittedError: neither ``fit`` nor ``load`` has run, or training diverged.
+        """
         if self._diverged:
             raise NotFittedError("this model diverged during training (NaN loss) and cannot "
                                  "be used; train again with a lower learning_rate")
@@ -140,23 +163,15 @@ class GRU4Rec:
 
     @property
     def n_items(self) -> int:
-        """Number of items the model knows."""
+        """Number of items the model knows.
+
+        Raises:
+            NotFittedError: the model is not trained (see :meth:`check_fitted`).
+        """
         self.check_fitted()
         return len(self.item_index_)
 
     # ------------------------------------------------------------------ inference
-
-    @torch.inference_mode()
-    def session_states(self, sessions: Sequence[Sequence[Any]]) -> tuple[torch.Tensor, int]:
-        """Replay each session from a zero state; unknown item ids are skipped.
-
-        Returns:
-            (n_sessions, H_last) output states and the number of skipped unknown events.
-        """
-        self.check_fitted()
-        idx = [lookup(self.item_index_, s) for s in sessions]
-        n_unknown = int(sum((i < 0).sum() for i in idx))
-        return replay(self.net_, [i[i >= 0] for i in idx])[-1], n_unknown
 
     @torch.inference_mode()
     def recommend(self, sessions: Sequence[Sequence[Any]], k: int = 20, *,
@@ -179,6 +194,12 @@ class GRU4Rec:
             :class:`~gru4rec.inference.Recommendations`, which unpacks as ``items, scores``:
             (n_sessions, k) item ids (the training ids' type) and (n_sessions, k) float32
             scores, best first.
+
+        Raises:
+            DataError: ``sessions`` is not a sequence of item-id lists, or ``exclude`` /
+                ``candidates`` is not a collection of item ids.
+            ConfigError: ``k`` is not a positive integer.
+            NotFittedError: the model is not trained (see :meth:`check_fitted`).
         """
         if isinstance(sessions, str | bytes) or not isinstance(sessions, Sequence):
             raise DataError("sessions must be a list of item-id lists, e.g. [[1, 2], [3]]")
@@ -198,21 +219,39 @@ class GRU4Rec:
                         max_items: int | None = None) -> SessionTracker:
         """A :class:`~gru4rec.inference.SessionTracker` for live sessions of this model: each
         event costs one GRU step. ``store`` defaults to an in-process LRU
-        (:class:`~gru4rec.session_store.MemoryStore`)."""
+        (:class:`~gru4rec.session_store.MemoryStore`).
+
+        Raises:
+            ConfigError: ``max_items`` is neither None nor a positive integer.
+            NotFittedError: the model is not trained (see :meth:`check_fitted`).
+        """
         self.check_fitted()
         return SessionTracker(self.net_, self.item_index_, store, max_items=max_items)
 
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | Path) -> None:
-        """Write the model to one file (atomically); load it with :meth:`load`."""
+        """Write the model to one file (atomically); load it with :meth:`load`.
+
+        Raises:
+            NotFittedError: the model is not trained (see :meth:`check_fitted`).
+            ModelFileError: the folder of ``path`` does not exist.
+            OSError: the file cannot be written there (permissions, disk full); no partial
+                file is left behind.
+        """
         self.check_fitted()
         write_model_file(path, self.config, self.item_index_.ids, self.item_support_,
                          self.net_.params)
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> GRU4Rec:
-        """Load a model written by :meth:`save`; never executes code from the file."""
+        """Load a model written by :meth:`save`; never executes code from the file.
+
+        Raises:
+            ConfigError: ``device`` is unknown or not available.
+            ModelFileError: the file does not exist, is truncated, corrupted, of another kind
+                or format version, or was altered (names, shapes or values of the weights).
+        """
         dev = resolve_device(device)
         config, ids, support, params = read_model_file(path)
         model = cls(config, device=str(dev))

@@ -19,6 +19,7 @@ import torch
 
 from gru4rec.config import GRU4RecConfig
 from gru4rec.errors import ConfigError, ModelFileError
+from gru4rec.nn.network import Network
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "read_model_file", "write_model_file"]
 
@@ -28,7 +29,13 @@ FORMAT_VERSION = 1
 
 def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarray,
                      support: np.ndarray, params: dict[str, torch.Tensor]) -> None:
-    """Atomically write a model file (temp file in the same folder, then rename)."""
+    """Atomically write a model file (temp file in the same folder, then rename).
+
+    Raises:
+        ModelFileError: the folder of ``path`` does not exist.
+        OSError: the file cannot be written (permissions, disk full); the temporary file is
+            removed and ``path`` is left as it was.
+    """
     from gru4rec import __version__
 
     path = Path(path)
@@ -58,7 +65,15 @@ def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarr
 
 def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.ndarray,
                                                 dict[str, torch.Tensor]]:
-    """Load and verify a model file -> (config, item ids, item support, params on CPU)."""
+    """Load and verify a model file -> (config, item ids, item support, params on CPU).
+
+    Raises:
+        ModelFileError: the file does not exist; cannot be loaded as tensors and plain values
+            (truncated, corrupted, another kind of file, or holding objects that would run
+            code); is not a gru4rec model file or has another format version; or was altered
+            (an invalid config, item ids, support, or weights whose names, shapes, dtype or
+            finiteness do not match the config).
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist")
@@ -94,30 +109,11 @@ def _item_ids(raw: Any) -> np.ndarray:
     raise ValueError("item_ids must be an int64 tensor or a list of str")
 
 
-def expected_shapes(config: GRU4RecConfig, n_items: int) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every parameter of a network with this config and item count."""
-    layers = list(config.layers)
-    shapes: dict[str, tuple[int, ...]] = {"Wyb": (n_items, layers[-1] + 1)}
-    if config.constrained_embedding:
-        n_in = layers[-1]
-    elif config.embedding > 0:
-        shapes["E"] = (n_items, config.embedding)
-        n_in = config.embedding
-    else:
-        n_in = n_items
-    for i, h in enumerate(layers):
-        shapes[f"Wx{i}"] = (n_in if i == 0 else layers[i - 1], 3 * h)
-        shapes[f"Wrz{i}"] = (h, 2 * h)
-        shapes[f"Wh{i}"] = (h, h)
-        shapes[f"b{i}"] = (3 * h,)
-    return shapes
-
-
 def _check_params(params: Any, config: GRU4RecConfig, n_items: int,
                   support: np.ndarray) -> None:
     if not isinstance(params, dict):
         raise ValueError("params must be a dict of tensors")
-    want = expected_shapes(config, n_items)
+    want = Network.schema(config, n_items)
     if set(params) != set(want):
         raise ValueError(f"parameter names {sorted(params)} do not match {sorted(want)}")
     for name, shape in want.items():

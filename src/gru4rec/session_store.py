@@ -48,15 +48,27 @@ class SessionStore(Protocol):
     kind: str
 
     def get_many(self, session_ids: Sequence[str]) -> list[SessionState | None]:
-        """The states of ``session_ids``, in order (``None`` where absent)."""
+        """The states of ``session_ids``, in order (``None`` where absent).
+
+        Raises:
+            StoreUnavailableError: a remote store cannot be reached (never the memory store).
+        """
         ...
 
     def put_many(self, states: Mapping[str, SessionState]) -> None:
-        """Write (insert or replace) states; refreshes their time to live."""
+        """Write (insert or replace) states; refreshes their time to live.
+
+        Raises:
+            StoreUnavailableError: a remote store cannot be reached (never the memory store).
+        """
         ...
 
     def delete(self, session_id: str) -> bool:
-        """Remove a session; True when it existed."""
+        """Remove a session; True when it existed.
+
+        Raises:
+            StoreUnavailableError: a remote store cannot be reached (never the memory store).
+        """
         ...
 
 
@@ -71,6 +83,12 @@ class MemoryStore:
         max_sessions: most sessions kept; the least recently used are evicted first.
         ttl: seconds a session lives after its last event; ``None`` = forever.
         clock: monotonic clock in seconds (inject a fake one in tests).
+
+    Raises:
+        ConfigError: ``max_sessions`` is not a positive integer, or ``ttl`` is neither None
+            nor a positive number.
+
+    Its methods raise nothing: an unknown or expired session reads as ``None``.
     """
 
     kind = "memory"

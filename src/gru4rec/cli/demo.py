@@ -12,6 +12,8 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any
 
+from gru4rec.cli.arguments import Subparsers, at_least
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
@@ -29,39 +31,27 @@ DEMO_PARAMS: dict[str, Any] = {
 }
 
 
-def _at_least(minimum: int) -> Any:
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
-        return value
-    return convert
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add the ``demo`` subcommand to ``subparsers`` and return its parser."""
     p = subparsers.add_parser(
         "demo", help="train and evaluate on synthetic data in a few seconds",
         description="Generate synthetic sessions, train a small GRU4Rec on them, compare it "
                     "with a most-popular baseline and show example recommendations. The "
                     "size flags make it smaller (faster) or bigger.")
-    p.add_argument("--items", type=_at_least(10), default=1000,
+    p.add_argument("--items", type=at_least(10), default=1000,
                    help="Number of items in the synthetic catalogue. (Default: 1000)")
-    p.add_argument("--sessions", type=_at_least(50), default=8000,
+    p.add_argument("--sessions", type=at_least(50), default=8000,
                    help="Number of synthetic sessions (about 5 clicks each; the newest 10%% "
                         "are the test set). (Default: 8000)")
-    p.add_argument("--epochs", type=_at_least(1), default=2,
+    p.add_argument("--epochs", type=at_least(1), default=2,
                    help="Training epochs. (Default: 2)")
-    p.add_argument("--layers", type=_at_least(1), default=100,
+    p.add_argument("--layers", type=at_least(1), default=100,
                    help="Units of the GRU layer. (Default: 100)")
     p.add_argument("--seed", type=int, default=0,
                    help="Seed of the data generator and of training. (Default: 0)")
     p.add_argument("-d", "--device", metavar="DEVICE",
                    help="cpu, cuda or cuda:N. (Default: cuda when available, else cpu)")
-    p.add_argument("--threads", type=_at_least(0), default=1,
+    p.add_argument("--threads", type=at_least(0), default=1,
                    help="CPU threads for PyTorch; 0 keeps PyTorch's default. The demo model "
                         "is so small that one thread is about as fast as several and is not "
                         "slowed down by other busy programs. (Default: 1)")
@@ -94,9 +84,13 @@ def popularity_metrics(train: Events, test: Events,
     """Recall@k and MRR@k of recommending the most clicked training items to everyone.
 
     Every test event but the first of its session is a target; ties in the click counts
-    are counted against the target (conservative), like the model's evaluation.
+    are counted against the target (conservative), like the model's evaluation. The metrics
+    are those of :class:`~gru4rec.metrics.MetricAccumulator`, as for the model.
     """
     import numpy as np
+    import torch
+
+    from gru4rec.metrics import MetricAccumulator
 
     items, counts = np.unique(train.item, return_counts=True)
     session, item = _ordered(test)
@@ -106,12 +100,11 @@ def popularity_metrics(train: Events, test: Events,
     target_count = np.where(known, counts[pos], 0)
     ranks = len(items) - np.searchsorted(np.sort(counts), target_count, side="left")
     ranks = np.where(known, ranks, len(items) + 1)  # unseen items are never recommended
-    out: dict[str, float] = {}
-    for k in cutoffs:
-        hit = ranks <= k
-        out[f"Recall@{k}"] = float(hit.mean())
-        out[f"MRR@{k}"] = float(np.where(hit, 1.0 / ranks, 0.0).mean())
-    return out
+    acc = MetricAccumulator(cutoffs)
+    acc.update(torch.as_tensor(ranks, dtype=torch.float64))
+    metrics = acc.result()
+    metrics.pop("n")
+    return metrics
 
 
 def _make_data(args: argparse.Namespace) -> tuple[Events, Events]:

@@ -1,8 +1,8 @@
 """The ``gru4rec`` command: argument parsing, logging set-up and error-to-exit-code mapping.
 
-Subcommands live in one module each (``run``, ``demo``); each exposes
-``add_parser(subparsers)`` and ``execute(args) -> int`` and imports the heavy parts of the
-library (torch) inside ``execute`` only.
+Subcommands live in one module each (``run``, ``demo``, ``preprocess``, ``recommend``,
+``serve``); each exposes ``add_parser(subparsers)`` and ``execute(args) -> int`` and imports
+the heavy parts of the library (torch) inside ``execute`` only.
 
 Exit codes: 0 success, 2 bad usage or any :class:`~gru4rec.errors.GRU4RecError` (reported as
 one ``error: ...`` line on stderr, never a traceback), 130 interrupted (Ctrl-C).
@@ -14,23 +14,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from gru4rec.cli import demo, preprocess, recommend, run, serve
+from gru4rec.cli.arguments import EXIT_USAGE, Parser
 
 __all__ = ["build_parser", "main"]
 
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 _HANDLER_NAME = "gru4rec-cli"
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one ``error: ...`` line (exit code 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
-        raise SystemExit(EXIT_USAGE)
 
 
 def _version() -> str:
@@ -41,7 +32,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``gru4rec`` argument parser (subcommands included)."""
-    parser = _Parser(
+    parser = Parser(
         prog="gru4rec",
         description="GRU4Rec session-based recommendations: train, evaluate and try out "
                     "GRU4Rec models from the command line.",

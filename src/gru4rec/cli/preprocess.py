@@ -11,6 +11,8 @@ import argparse
 import sys
 from typing import Any
 
+from gru4rec.cli.arguments import Subparsers
+
 __all__ = ["add_parser", "execute"]
 
 _EXAMPLES = """\
@@ -40,7 +42,7 @@ _GENERIC = {"--session-col": "session_col", "--user-col": "user_col", "--item-co
             "--separator": "separator"}
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add the ``preprocess`` subcommand to ``subparsers`` and return its parser."""
     from gru4rec.data.datasets import DATASETS
 
@@ -65,7 +67,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _add_generic_args(g: Any) -> None:
+def _add_generic_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--session-col", metavar="COL",
                    help="Column of session ids. (Default: SessionId, unless --user-col)")
     g.add_argument("--user-col", metavar="COL",

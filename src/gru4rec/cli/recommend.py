@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from gru4rec.cli.arguments import positive_int
+from gru4rec.cli.arguments import Subparsers, add_model_argument, positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from gru4rec.model import GRU4Rec
 
 __all__ = ["add_parser", "execute"]
 
-_CANONICAL_INT = re.compile(r"^(0|-?[1-9][0-9]*)$")
 _CHUNK = 512  # sessions scored at once: bounds the (sessions, n_items) score matrix
 _EXAMPLES = """\
 examples:
@@ -30,14 +29,14 @@ examples:
 """
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add the ``recommend`` subcommand to ``subparsers`` and return its parser."""
     p = subparsers.add_parser(
         "recommend", help="top-k next items for a session (or a file of sessions)",
         description="Load a saved model and print the top-k next items (rank, item id, "
                     "score) for the given session(s).",
         epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", help="A model file saved with 'gru4rec run -s'.")
+    add_model_argument(p)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--session", metavar="ID1,ID2,...",
                      help="The session's item ids, oldest first, separated by commas.")
@@ -143,6 +142,7 @@ def _read_two_columns(path: Path) -> tuple[Any, Any]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    from gru4rec.data.events import is_canonical_int
     from gru4rec.errors import DataError
 
     sep = "," if path.suffix.lower() == ".csv" else "\t"
@@ -158,7 +158,7 @@ def _read_two_columns(path: Path) -> tuple[Any, Any]:
     if table.num_rows == 0 or table.column("ItemId").null_count:
         raise DataError(f"{path}: has no events, or rows without an ItemId")
     sessions = table.column("SessionId").to_pylist()
-    if all(s is not None and _CANONICAL_INT.match(s) for s in sessions):
+    if all(s is not None and is_canonical_int(s) for s in sessions):
         sessions = [int(s) for s in sessions]  # as read_events does: integer ids stay ints
     return (np.asarray(sessions, dtype=object),
             np.asarray(table.column("ItemId").to_pylist(), dtype=object))
@@ -207,7 +207,7 @@ def _writer(path: str | None) -> str:
 
 
 def _rows(model: GRU4Rec, args: argparse.Namespace, sessions: list[list[Any]],
-          candidates: list[str] | None):
+          candidates: list[str] | None) -> Iterator[tuple[int, list[Any], list[float]]]:
     """Yield (session index, item ids, scores) per session, -inf entries left out."""
     from gru4rec.inference import coerce_ids
 
@@ -222,7 +222,8 @@ def _rows(model: GRU4Rec, args: argparse.Namespace, sessions: list[list[Any]],
             yield start + row, items[row][keep].tolist(), scores[row][keep].tolist()
 
 
-def _write(out: TextIO, kind: str, sids: list[Any], rows: Any) -> None:
+def _write(out: TextIO, kind: str, sids: list[Any],
+           rows: Iterable[tuple[int, list[Any], list[float]]]) -> None:
     if kind == "text" and len(sids) == 1:
         out.write("Rank\tItemId\tScore\n")
     elif kind in ("text", "tsv"):

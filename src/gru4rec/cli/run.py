@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from gru4rec.cli.arguments import positive_int
+from gru4rec.cli.arguments import Subparsers, positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from gru4rec.config import GRU4RecConfig
@@ -40,7 +40,7 @@ examples:
 """
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add the ``run`` subcommand to ``subparsers`` and return its parser."""
     p = subparsers.add_parser(
         "run", help="train or load a model and evaluate it (the original run.py)",
@@ -73,7 +73,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _add_training_args(group: Any) -> None:
+def _add_training_args(group: argparse._ArgumentGroup) -> None:
     group.add_argument("-s", "--save_model", metavar="MODEL_PATH",
                        help="After training, write the model to this file. (Default: not "
                             "saved)")
@@ -100,7 +100,7 @@ def _add_training_args(group: Any) -> None:
                             "Adagrad and a tanh GRU.")
 
 
-def _add_evaluation_args(group: Any) -> None:
+def _add_evaluation_args(group: argparse._ArgumentGroup) -> None:
     group.add_argument("-t", "--test", metavar="TEST_PATH", nargs="+", default=[],
                        help="One or more test event files to evaluate on, separated by "
                             "spaces. (Default: no evaluation)")

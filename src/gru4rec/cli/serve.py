@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any
+
+from gru4rec.cli.arguments import Subparsers, add_model_argument
 
 __all__ = ["add_parser", "execute"]
 
@@ -19,14 +20,14 @@ examples:
 """
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add the ``serve`` subcommand to ``subparsers`` and return its parser."""
     p = subparsers.add_parser(
         "serve", help="serve recommendations over HTTP (needs the serve extra)",
         description="Serve a saved model over HTTP: live sessions advance one GRU step per "
                     "event. OpenAPI docs at /docs.",
         epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", help="A model file saved with 'gru4rec run -s'.")
+    add_model_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="Address to listen on. (127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="Port. (8000)")
     p.add_argument("--workers", type=int, default=1,

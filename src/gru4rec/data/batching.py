@@ -135,7 +135,7 @@ class DeviceSchedule:
 
     def events_before(self, t: int) -> int:
         """Number of examples in the steps before step t."""
-        return self.bounds[t]
+        return int(self.bounds[t])
 
     def step(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(M_t,) inputs and (M_t,) targets of step t."""
@@ -204,7 +204,7 @@ class StaticDeviceSchedule:
 
     def events_before(self, t: int) -> int:
         """Number of examples in the steps before step t."""
-        return self._before[t]
+        return int(self._before[t])
 
     def step(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) inputs and (B,) targets of step t (item 0 in finished slots)."""

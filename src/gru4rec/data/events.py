@@ -1,12 +1,34 @@
-"""The in-memory form of a session click log: three aligned NumPy columns."""
+"""The in-memory form of a session click log (three aligned NumPy columns), and the rule
+that says when an id written as text is an integer.
+
+The rule is one for the whole package: reading a text file (:func:`gru4rec.data.io.read_events`),
+the preprocessing recipes, and every place that receives item ids as text for a model
+trained on integer ids (:func:`gru4rec.inference.coerce_ids`, so the HTTP service and
+``gru4rec recommend``) treat ``"42"`` as the integer 42 and ``"042"``, ``"+42"``, ``"-0"`` or
+``" 42"`` as text. Only the canonical spelling counts, the one ``str(int)`` gives back, so
+an id survives the round trip int -> text -> int unchanged and two spellings never name
+the same item.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Events"]
+__all__ = ["CANONICAL_INT_REGEX", "Events", "is_canonical_int"]
+
+_CANONICAL_INT = "0|-?[1-9][0-9]*"
+# The same rule for the regex engines of pyarrow and polars (which match the whole value).
+CANONICAL_INT_REGEX = f"^({_CANONICAL_INT})$"
+_CANONICAL_INT_RE = re.compile(_CANONICAL_INT)
+
+
+def is_canonical_int(text: str) -> bool:
+    """Whether ``text`` is the canonical decimal spelling of an integer (``"42"``, ``"-7"``,
+    ``"0"``; not ``"042"``, ``"+4"``, ``"-0"``, ``"4 "`` or ``"4\\n"``)."""
+    return _CANONICAL_INT_RE.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gru4rec.data.events import Events
+from gru4rec.data.events import CANONICAL_INT_REGEX, Events
 from gru4rec.errors import DataError
 
 __all__ = ["read_events"]
@@ -26,8 +26,6 @@ logger = logging.getLogger(__name__)
 
 _DELIMITERS = {".tsv": "\t", ".txt": "\t", ".csv": ","}
 _SUPPORTED = (".tsv", ".txt", ".csv", ".parquet", ".pickle", ".pkl")
-# Canonical decimal integers only: no leading zeros, no '+', no '-0' (they would not round-trip).
-_INT_RE = r"^(0|-?[1-9][0-9]*)$"
 _FLOAT_RE = r"^[-+]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[-+]?[0-9]+)?|nan|inf|infinity)$"
 _KEY_HINT = (
     "use --session_key/--item_key/--time_key (CLI) or session_key=/item_key=/time_key= to name them"
@@ -270,22 +268,28 @@ def _decode(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return col
 
 
+def _numpy(col: pa.ChunkedArray) -> np.ndarray:
+    """An Arrow column as a NumPy array (pyarrow has no type information: this gives one)."""
+    out: np.ndarray = col.to_numpy()
+    return out
+
+
 def _id_array(col: pa.ChunkedArray, parse_ints: bool) -> np.ndarray:
     """Ids as NumPy: integers as int64, strings as object ``str`` (canonical ints parsed)."""
     col = _decode(col)
     if col.type in _TEXT_TYPES:
-        if parse_ints and pc.all(pc.match_substring_regex(col, _INT_RE)).as_py():
+        if parse_ints and pc.all(pc.match_substring_regex(col, CANONICAL_INT_REGEX)).as_py():
             try:
-                return pc.cast(col, pa.int64()).to_numpy()
+                return _numpy(pc.cast(col, pa.int64()))
             except pa.ArrowInvalid:  # does not fit int64: keep the strings
                 pass
-        return col.to_numpy()
+        return _numpy(col)
     if pa.types.is_integer(col.type):
         try:
-            return pc.cast(col, pa.int64()).to_numpy()
+            return _numpy(pc.cast(col, pa.int64()))
         except pa.ArrowInvalid:  # uint64 beyond int64: keep the native dtype
             pass
-    return col.to_numpy()
+    return _numpy(col)
 
 
 def _time_array(col: pa.ChunkedArray, origin: str, key: str) -> np.ndarray:
@@ -295,9 +299,9 @@ def _time_array(col: pa.ChunkedArray, origin: str, key: str) -> np.ndarray:
         col = pc.cast(col, pa.timestamp("ms"))
     kind = col.type
     if pa.types.is_timestamp(kind):
-        out = pc.cast(col, pa.int64()).to_numpy().astype(np.float64) / _TIME_UNITS[kind.unit]
+        out = _numpy(pc.cast(col, pa.int64())).astype(np.float64) / _TIME_UNITS[kind.unit]
     elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        out = pc.cast(col, pa.float64()).to_numpy()
+        out = _numpy(pc.cast(col, pa.float64()))
     elif col.type in _TEXT_TYPES:
         out = _parse_float_strings(col, origin, key)
     else:
@@ -312,7 +316,7 @@ def _parse_float_strings(col: pa.ChunkedArray, origin: str, key: str) -> np.ndar
     """Parse a string column as float64 or raise DataError showing a bad value."""
     col = pc.utf8_trim_whitespace(col)
     try:
-        return pc.cast(col, pa.float64()).to_numpy()
+        return _numpy(pc.cast(col, pa.float64()))
     except pa.ArrowInvalid as exc:
         ok = pc.match_substring_regex(col, _FLOAT_RE, ignore_case=True)
         bad = pc.filter(col, pc.invert(ok))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -53,10 +55,11 @@ class ItemIndex:
 
     def to_list(self) -> list[int] | list[str]:
         """The ids as a plain Python list (ints or strs), e.g. for the model file."""
-        return self.ids.tolist()
+        ids: list[int] | list[str] = self.ids.tolist()
+        return ids
 
 
-def _as_id_array(ids: np.ndarray | list) -> np.ndarray:
+def _as_id_array(ids: np.ndarray | Sequence[Any]) -> np.ndarray:
     """Ids as int64 or unicode arrays (object arrays of str become fixed-width unicode)."""
     arr = np.asarray(ids)
     if arr.dtype.kind in "iu":

@@ -43,6 +43,9 @@ def item_vocabulary(n_items: int, seed: int = 0) -> np.ndarray:
     Ids are drawn without replacement from ``[lo, 10 * lo)``, where ``lo = 100_000`` (6-digit
     ids) is widened by factors of ten until the range holds at least four times ``n_items``.
     Entry i is the id of internal item i.
+
+    Raises:
+        ConfigError: ``n_items`` is not an int >= 2.
     """
     _check_positive_int("n_items", n_items, minimum=2)
     lo = 100_000
@@ -79,7 +82,8 @@ def _popularity_cdf(rng: np.random.Generator, n_items: int, exponent: float) -> 
     weights = np.empty(n_items)
     weights[rng.permutation(n_items)] = 1.0 / np.arange(1, n_items + 1) ** exponent
     cdf = np.cumsum(weights)
-    return cdf / cdf[-1]
+    normalised: np.ndarray = cdf / cdf[-1]
+    return normalised
 
 
 def _successor_tables(rng: np.random.Generator, n_items: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +175,10 @@ def make_sessions(
     Returns:
         Events with (N,) int64 session, (N,) int64 item, (N,) float64 time, ordered by session
         and, within a session, by time.
+
+    Raises:
+        ConfigError: an argument out of range (``n_items`` < 2, ``n_sessions`` < 1,
+            ``mean_length`` < 2, ``p_follow`` outside [0, 1], ``zipf_exponent`` < 0).
     """
     _check_args(n_items, n_sessions, mean_length, p_follow, zipf_exponent)
     rng = np.random.default_rng([seed, 0])
@@ -206,6 +214,10 @@ def train_test_split_last(events: Events, test_fraction: float = 0.1) -> tuple[E
 
     Returns:
         (train, test), each a subset of ``events`` in the original order.
+
+    Raises:
+        ConfigError: ``test_fraction`` is not strictly between 0 and 1.
+        DataError: ``events`` is empty, or the split leaves no training or no test session.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")

@@ -28,7 +28,7 @@ def tune_malloc() -> bool:
         return _done
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        ok = (libc.mallopt(_M_MMAP_THRESHOLD, 256 << 20) == 1
+        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, 256 << 20) == 1
               and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1
               and libc.mallopt(_M_TOP_PAD, 64 << 20) == 1)
     except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune

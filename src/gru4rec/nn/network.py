@@ -44,7 +44,12 @@ def _init_blocks(shape: tuple[int, int], n_blocks: int, generator: torch.Generat
 
 
 class Network:
-    """GRU4Rec parameters and the forward computation shared by training and inference."""
+    """GRU4Rec parameters and the forward computation shared by training and inference.
+
+    The network owns its schema (:meth:`schema`: parameter names and shapes, used by the
+    model file) and the layout of its output table (:attr:`output_weights`,
+    :attr:`output_bias`, used by evaluation and inference).
+    """
 
     def __init__(self, params: dict[str, torch.Tensor], config: GRU4RecConfig) -> None:
         self.params = params
@@ -53,6 +58,37 @@ class Network:
         self.mode = ("shared" if config.constrained_embedding
                      else "separate" if config.embedding > 0 else "onehot")
         self.hidden_act = activation(config.hidden_act)
+
+    @staticmethod
+    def schema(config: GRU4RecConfig, n_items: int) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every parameter of a network with this config and item count,
+        in the order :meth:`initialize` creates them."""
+        layers = list(config.layers)
+        shapes: dict[str, tuple[int, ...]] = {"Wyb": (n_items, layers[-1] + 1)}
+        if config.constrained_embedding:
+            n_in = layers[-1]
+        elif config.embedding > 0:
+            shapes["E"] = (n_items, config.embedding)
+            n_in = config.embedding
+        else:
+            n_in = n_items
+        for i, h in enumerate(layers):
+            shapes[f"Wx{i}"] = (n_in if i == 0 else layers[i - 1], 3 * h)
+            shapes[f"Wrz{i}"] = (h, 2 * h)
+            shapes[f"Wh{i}"] = (h, h)
+            shapes[f"b{i}"] = (3 * h,)
+        return shapes
+
+    @property
+    def output_weights(self) -> torch.Tensor:
+        """(n_items, H_last) view of the output weights Wy (strided: a column of Wyb is the
+        bias)."""
+        return self.params["Wyb"][:, : self.layers[-1]]
+
+    @property
+    def output_bias(self) -> torch.Tensor:
+        """(n_items,) view of the output bias by."""
+        return self.params["Wyb"][:, self.layers[-1]]
 
     @classmethod
     def initialize(cls, n_items: int, config: GRU4RecConfig, generator: torch.Generator,
@@ -149,6 +185,4 @@ class Network:
 
     def score_all(self, h: torch.Tensor) -> torch.Tensor:
         """(M, H_last) output states -> (M, n_items) scores h . Wy[i] + by[i]."""
-        wyb = self.params["Wyb"]
-        n = self.layers[-1]
-        return torch.addmm(wyb[:, n], h, wyb[:, :n].t())
+        return torch.addmm(self.output_bias, h, self.output_weights.t())

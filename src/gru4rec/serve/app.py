@@ -29,7 +29,9 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gru4rec.data.sessions import ItemIndex
 from gru4rec.errors import GRU4RecError, StoreUnavailableError
 from gru4rec.inference import SessionTracker, coerce_ids
 from gru4rec.model import GRU4Rec
@@ -70,6 +72,10 @@ def _error(status: int, code: str, message: str) -> Response:
     return _json({"error": {"code": code, "message": message}}, status)
 
 
+# what one event gets back: top-k item ids, their scores, the session length, unknown item
+_EventResult = tuple[np.ndarray, np.ndarray, int, bool]
+
+
 class _Batcher:
     """Micro-batching of the events endpoint: the events that arrive within one turn of the
     event loop share one tracker step. Scoring 8 rows at once costs ~5 single rows (the
@@ -78,11 +84,12 @@ class _Batcher:
 
     def __init__(self, tracker: SessionTracker, max_batch: int = 64) -> None:
         self.tracker, self.max_batch = tracker, max_batch
-        self._pending: list[tuple[str, Any, int, bool, asyncio.Future]] = []
+        self._pending: list[tuple[str, Any, int, bool, asyncio.Future[_EventResult]]] = []
 
-    async def step(self, session_id: str, item: Any, k: int, exclude_seen: bool) -> tuple:
+    async def step(self, session_id: str, item: Any, k: int,
+                   exclude_seen: bool) -> _EventResult:
         """(items, scores, length, unknown) of this event, once its batch has run."""
-        fut = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[_EventResult] = asyncio.get_running_loop().create_future()
         self._pending.append((session_id, item, k, exclude_seen, fut))
         if len(self._pending) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
@@ -102,8 +109,10 @@ class _Batcher:
             for *_, fut in batch:
                 fut.set_exception(exc)
             return
+        lengths = res.lengths
+        assert lengths is not None  # SessionTracker.step always reports them
         for j, (_, _, k, _, fut) in enumerate(batch):
-            fut.set_result((res.items[j, :k], res.scores[j, :k], int(res.lengths[j]),
+            fut.set_result((res.items[j, :k], res.scores[j, :k], int(lengths[j]),
                             bool(res.unknown[j])))
 
 
@@ -175,7 +184,7 @@ def _k(k: int | None, settings: ServeSettings) -> int:
     return k
 
 
-def _lists(items: np.ndarray, scores: np.ndarray) -> tuple[list, list]:
+def _lists(items: np.ndarray, scores: np.ndarray) -> tuple[list[Any], list[float]]:
     keep = scores > -np.inf  # -inf entries (exclude_seen ran out of items) are not results
     return items[keep].tolist(), scores[keep].tolist()
 
@@ -202,10 +211,10 @@ def _add_routes(app: FastAPI, holder: dict[str, _Service], settings: ServeSettin
             raise ApiError(422, "session_too_long", f"items holds {len(body.items)} ids; at "
                            f"most {settings.max_session_length} are accepted")
         index = svc.model.item_index_
-        conv = [None if v is None else coerce_ids(index, v)
-                for v in (body.items, body.candidates, body.exclude)]
-        res = svc.model.recommend([conv[0]], k, exclude_seen=body.exclude_seen,
-                                  candidates=conv[1], exclude=conv[2])
+        res = svc.model.recommend([coerce_ids(index, body.items)], k,
+                                  exclude_seen=body.exclude_seen,
+                                  candidates=_optional_ids(index, body.candidates),
+                                  exclude=_optional_ids(index, body.exclude))
         items, scores = _lists(res.items[0], res.scores[0])
         return _json({"items": items, "scores": scores, "unknown": int(res.unknown[0])})
 
@@ -241,6 +250,11 @@ def _add_routes(app: FastAPI, holder: dict[str, _Service], settings: ServeSettin
         ok = bool(getattr(store, "ping", lambda: True)())
         return _json({"status": "ok" if ok else "degraded", "store": store.kind,
                       "store_reachable": ok}, 200 if ok else 503)
+
+
+def _optional_ids(index: ItemIndex, ids: list[Any] | None) -> list[Any] | None:
+    """:func:`coerce_ids` of an optional id list (``None`` stays ``None``)."""
+    return None if ids is None else coerce_ids(index, ids)
 
 
 def _not_found(session_id: str) -> ApiError:
@@ -283,22 +297,24 @@ class _Guard:
     """ASGI middleware: 413 for bodies over the limit (by Content-Length, or counted while
     streaming) and a JSON 500 for any unexpected exception (logged with its traceback)."""
 
-    def __init__(self, app: Any, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app, self.max_body = app, max_body
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             bad = not length.isdigit()
             resp = _error(400 if bad else 413, "bad_request" if bad else "body_too_large",
                           "invalid Content-Length" if bad else
                           f"request body over {self.max_body} bytes")
-            return await resp(scope, receive, send)
+            await resp(scope, receive, send)
+            return
         started, seen = False, 0
 
-        async def counted_receive() -> dict:
+        async def counted_receive() -> Message:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
@@ -306,7 +322,7 @@ class _Guard:
                 raise _TooLarge(self.max_body)
             return message
 
-        async def tracked_send(message: dict) -> None:
+        async def tracked_send(message: Message) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)

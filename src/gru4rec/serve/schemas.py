@@ -9,6 +9,8 @@ item ``"42"``. Responses give ids in the model's type. Floats and booleans are n
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 __all__ = ["ErrorBody", "EventIn", "EventOut", "Health", "ItemId", "ModelInfo",
@@ -66,7 +68,7 @@ class ModelInfo(BaseModel):
     n_items: int
     layers: list[int]
     loss: str
-    config: dict
+    config: dict[str, Any]
     sha256: str
     store: str
 

@@ -52,7 +52,11 @@ DATASETS = tuple(RECIPES)
 
 
 def get_recipe(dataset: str) -> Recipe:
-    """The recipe called ``dataset``; ConfigError listing the known names otherwise."""
+    """The recipe called ``dataset``.
+
+    Raises:
+        ConfigError: no recipe has that name (the message lists the known ones).
+    """
     try:
         return RECIPES[dataset]
     except KeyError:
@@ -74,8 +78,14 @@ def run_recipe(dataset: str, raw_paths: Sequence[str | os.PathLike[str]], *,
                **options: Any) -> PreprocessReport:
     """Preprocess in memory: the report's ``frames`` holds the four splits (polars).
 
-    ``on_step(step, seconds)`` is called after every step (progress). Raises DataError on bad
-    raw files, ConfigError on unknown datasets or options.
+    ``on_step(step, seconds)`` is called after every step (progress).
+
+    Raises:
+        ConfigError: an unknown dataset, an option the recipe does not take, or (generic
+            recipe) option values that are invalid or contradict each other.
+        DataError: polars is not installed; a raw file is missing, empty or not in the
+            recipe's format (the message names the file, the line and the expected format);
+            or ``train_full`` or ``test`` comes out empty.
     """
     recipe = get_recipe(dataset)
     _check_options(recipe, options)
@@ -101,6 +111,11 @@ def preprocess(dataset: str, raw_paths: Sequence[str | os.PathLike[str]],
 
     Nothing is written unless everything succeeds (the files are moved in at the end).
     Returns the report (steps, cut times, split statistics, files; no frames).
+
+    Raises:
+        ConfigError: ``fmt`` is not ``tsv`` or ``parquet``; and as :func:`run_recipe`.
+        DataError: ``outdir`` is an existing file, its parent folder does not exist, or the
+            files cannot be written there; and as :func:`run_recipe`.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gru4rec.data.datasets._protocol import ITEM, SESSION, TIME
-from gru4rec.errors import DataError
+from gru4rec.data.datasets._protocol import ITEM, SESSION, TIME, number
+from gru4rec.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -76,9 +76,16 @@ class SplitStats:
 
 
 def split_stats(frame: pl.DataFrame, time_unit: str) -> SplitStats:
-    """Statistics of ``frame`` (columns SessionId, ItemId, Time)."""
+    """Statistics of ``frame`` (columns SessionId, ItemId, Time).
+
+    Raises:
+        ConfigError: ``time_unit`` is not ``s`` or ``ms``.
+    """
     import polars as pl
 
+    if time_unit not in _PER_SECOND:
+        raise ConfigError(f"time_unit must be one of {', '.join(_PER_SECOND)}, got "
+                          f"{time_unit!r}")
     if frame.height == 0:
         return SplitStats(0, 0, 0, None, None, time_unit, 0, 0.0, 0)
     lengths = frame.group_by(SESSION).len().get_column("len")
@@ -86,12 +93,17 @@ def split_stats(frame: pl.DataFrame, time_unit: str) -> SplitStats:
                        pl.col(TIME).max().alias("last")).row(0)
     return SplitStats(events=frame.height, sessions=lengths.len(), items=int(row[0]),
                       time_first=row[1], time_last=row[2], time_unit=time_unit,
-                      length_min=int(lengths.min()), length_mean=float(lengths.mean()),
-                      length_max=int(lengths.max()))
+                      length_min=int(number(lengths.min())),
+                      length_mean=float(number(lengths.mean())),
+                      length_max=int(number(lengths.max())))
 
 
 def check_outdir(outdir: str | os.PathLike[str]) -> Path:
-    """Fail early when ``outdir`` cannot become the output folder."""
+    """Fail early when ``outdir`` cannot become the output folder.
+
+    Raises:
+        DataError: ``outdir`` is an existing file, or its parent folder does not exist.
+    """
     path = Path(outdir)
     if path.exists() and not path.is_dir():
         raise DataError(f"output folder {path} is an existing file; give a folder path")
@@ -117,7 +129,12 @@ def _write(frame: pl.DataFrame, target: Path, fmt: str) -> None:
 
 def write_splits(splits: dict[str, pl.DataFrame], outdir: str | os.PathLike[str],
                  fmt: str = "tsv") -> dict[str, Path]:
-    """Write each split to ``outdir/<name>.<fmt>`` atomically; return the final paths."""
+    """Write each split to ``outdir/<name>.<fmt>`` atomically; return the final paths.
+
+    Raises:
+        DataError: an unknown ``fmt``, an unusable ``outdir`` (see :func:`check_outdir`), or
+            a write that failed (nothing is left behind).
+    """
     if fmt not in FORMATS:
         raise DataError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
     path = check_outdir(outdir)

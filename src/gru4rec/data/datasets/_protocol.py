@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ITEM", "SESSION", "SPLITS", "TIME", "StepCount", "Tracker", "check_splits", "clean",
     "derive_sessions", "drop_rare_items", "drop_repeats", "drop_short_sessions",
-    "filter_until_stable", "keep_known_items", "latest", "recsys2023_splits", "sort_events",
+    "filter_until_stable", "keep_known_items", "latest", "number", "recsys2023_splits",
+    "sort_events", "user_view_splits",
     "split_by_end", "split_by_start", "split_pair",
 ]
 
@@ -183,9 +184,17 @@ def clean(frame: pl.DataFrame, tracker: Tracker, *, min_length: int = 2, min_sup
     return filter_until_stable(frame, tracker, min_length, min_support)
 
 
+def number(value: object) -> float:
+    """A polars scalar that must be a number (an aggregate of a numeric column), unchanged:
+    int stays int (typed as float, which accepts ints). TypeError for anything else."""
+    if isinstance(value, int | float):
+        return value
+    raise TypeError(f"expected a number, got {value!r}")
+
+
 def latest(frame: pl.DataFrame) -> float:
     """The latest time in ``frame`` (0 when empty)."""
-    return frame.get_column(TIME).max() if frame.height else 0
+    return number(frame.get_column(TIME).max()) if frame.height else 0
 
 
 def recsys2023_splits(frame: pl.DataFrame, tracker: Tracker, *, end: float | None,
@@ -205,6 +214,16 @@ def recsys2023_splits(frame: pl.DataFrame, tracker: Tracker, *, end: float | Non
     tr, valid = split_pair(full, tracker, end - 2 * window, ("train_tr", "train_valid"),
                            min_length)
     return {"train_full": full, "test": test, "train_tr": tr, "train_valid": valid}
+
+
+def user_view_splits(frame: pl.DataFrame, tracker: Tracker, user: str, unit: str, *,
+                     end: float | None, window: float) -> dict[str, pl.DataFrame]:
+    """Steps 2-6 of the RecSys 2023 protocol on view events keyed by ``user`` (a user id, or
+    a raw session id that is cut further): count them, start a new session after a gap of
+    more than 1 hour (``unit``: the unit of the times), then :func:`recsys2023_splits`."""
+    tracker.record("view events", frame, session=user)  # sessions = the raw keys here
+    frame = tracker.record("sessions (1 hour gap)", derive_sessions(frame, user, HOUR[unit]))
+    return recsys2023_splits(frame, tracker, end=end, window=window)
 
 
 def check_splits(splits: dict[str, pl.DataFrame], dataset: str) -> None:

@@ -14,12 +14,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from gru4rec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
+
+    DType: TypeAlias = pl.DataType | type[pl.DataType]  # what a column is read as
 
 __all__ = ["Field", "RawFormat", "check_files", "check_head", "read_all", "read_raw",
            "require_polars"]
@@ -206,22 +208,23 @@ def check_head(path: Path, fmt: RawFormat) -> dict[str, str]:
     return spelled
 
 
-def _scan(path: Path, fmt: RawFormat, spelled: dict[str, str], dtypes: dict[str, object],
+def _scan(path: Path, fmt: RawFormat, spelled: dict[str, str], dtypes: dict[str, DType],
           lines: bool = False) -> pl.LazyFrame:
     """Lazy scan of the needed columns (renamed to the canonical names), with the line
     number column when ``lines`` (it costs time: only the error path asks for it)."""
     import polars as pl
 
-    kwargs: dict[str, object] = dict(separator=fmt.separator, infer_schema=False)
-    if lines:
-        kwargs.update(row_index_name=LINE, row_index_offset=2 if fmt.header else 1)
+    index = LINE if lines else None  # no row-index column unless asked for
+    offset = (2 if fmt.header else 1) if lines else 0
     keep = [LINE] if lines else []
     if fmt.header:
-        lf = pl.scan_csv(path, has_header=True,
-                         schema_overrides={spelled[c]: t for c, t in dtypes.items()}, **kwargs)
+        lf = pl.scan_csv(path, has_header=True, separator=fmt.separator, infer_schema=False,
+                         schema_overrides={spelled[c]: t for c, t in dtypes.items()},
+                         row_index_name=index, row_index_offset=offset)
         return lf.select(*keep, *(pl.col(spelled[c]).alias(c) for c in dtypes))
-    lf = pl.scan_csv(path, has_header=False, new_columns=list(fmt.columns),
-                     schema_overrides=dtypes, **kwargs)
+    lf = pl.scan_csv(path, has_header=False, separator=fmt.separator, infer_schema=False,
+                     new_columns=list(fmt.columns), schema_overrides=dtypes,
+                     row_index_name=index, row_index_offset=offset)
     return lf.select(*keep, *dtypes)
 
 
@@ -242,7 +245,7 @@ def read_raw(path: Path, fmt: RawFormat, fields: Sequence[Field],
 
     spelled = check_head(path, fmt)
     extra = {c: pl.String for c in fmt.needed() if c not in {f.raw for f in fields}}
-    dtypes = {**{f.raw: getattr(pl, f.dtype) for f in fields}, **extra}
+    dtypes: dict[str, DType] = {**{f.raw: getattr(pl, f.dtype) for f in fields}, **extra}
     lf = _scan(path, fmt, spelled, dtypes)
     lf = keep(lf) if keep else lf
     exprs = [(f.fast(pl.col(f.raw)) if f.fast else pl.col(f.raw)).alias(f.out) for f in fields]
@@ -270,7 +273,8 @@ def _read_as_text(path: Path, fmt: RawFormat, fields: Sequence[Field], spelled: 
     """Slow path: every column as text, strict parsers; raise on the first unparsable value."""
     import polars as pl
 
-    lf = _scan(path, fmt, spelled, {c: pl.String for c in fmt.needed()}, lines=True)
+    text: dict[str, DType] = {c: pl.String for c in fmt.needed()}
+    lf = _scan(path, fmt, spelled, text, lines=True)
     lf = keep(lf) if keep else lf
     try:
         frame = lf.select(LINE, *(pl.col(f.raw).alias(f"raw:{f.out}") for f in fields),

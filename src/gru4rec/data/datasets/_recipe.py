@@ -71,7 +71,11 @@ class PreprocessReport:
     seconds: float = 0.0
 
     def step(self, name: str) -> StepCount:
-        """The count recorded under ``name`` (KeyError listing the names if absent)."""
+        """The count recorded under ``name``.
+
+        Raises:
+            KeyError: no step has that name (the message lists the recorded ones).
+        """
         for step in self.steps:
             if step.name == name:
                 return step

@@ -9,7 +9,7 @@ strict fallback used when the fast parser produced nulls.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -78,7 +78,7 @@ def iso_ms(expr: pl.Expr) -> pl.Expr:
     return _checked(value, expr, 24, parts)
 
 
-def _strptime(expr: pl.Expr, fmt: str, unit: str) -> pl.Expr:
+def _strptime(expr: pl.Expr, fmt: str, unit: Literal["s", "ms"]) -> pl.Expr:
     import polars as pl
 
     return expr.str.to_datetime(fmt, time_unit="ms", strict=False).dt.epoch(unit).cast(pl.Int64)

@@ -32,15 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gru4rec.data.datasets._protocol import (
-    DAY,
-    HOUR,
-    ITEM,
-    TIME,
-    Tracker,
-    derive_sessions,
-    recsys2023_splits,
-)
+from gru4rec.data.datasets._protocol import DAY, ITEM, TIME, Tracker, user_view_splits
 from gru4rec.data.datasets._raw import Field, RawFormat, check_files, read_all
 from gru4rec.data.datasets._recipe import Recipe
 
@@ -83,9 +75,7 @@ def run(paths: Sequence[str | Path], tracker: Tracker) -> dict[str, pl.DataFrame
     """The coveo recipe (see the module docstring)."""
     files = check_files(paths, BROWSING, "coveo", (1, 1), SOURCE)
     frame = read_all(files, BROWSING, FIELDS, keep=_details)
-    tracker.record("view events", frame, session=USER)  # sessions = raw session hashes here
-    frame = tracker.record("sessions (1 hour gap)", derive_sessions(frame, USER, HOUR["ms"]))
-    return recsys2023_splits(frame, tracker, end=None, window=DAY["ms"])
+    return user_view_splits(frame, tracker, USER, "ms", end=None, window=DAY["ms"])
 
 
 RECIPE = Recipe(

@@ -50,10 +50,12 @@ from gru4rec.data.datasets._protocol import (
     clean,
     derive_sessions,
     latest,
+    number,
     split_pair,
 )
 from gru4rec.data.datasets._raw import Field, RawFormat, check_files, read_raw
 from gru4rec.data.datasets._recipe import Recipe
+from gru4rec.data.events import CANONICAL_INT_REGEX
 from gru4rec.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,7 +69,6 @@ OPTIONS = ("session_col", "user_col", "item_col", "time_col", "time_unit", "time
            "session_gap", "event_filter", "min_item_support", "min_session_length", "dedup",
            "test_days", "test_fraction", "separator")
 _SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
-_CANONICAL_INT = r"^(0|-?[1-9][0-9]{0,17})$"
 _NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 
 
@@ -166,13 +167,17 @@ def _read_parquet(path: Path, fmt: RawFormat, cols: dict[str, str], keep: Any) -
 
 
 def _ids(frame: pl.DataFrame) -> pl.DataFrame:
-    """Text id columns made of canonical integers only become Int64."""
+    """Text id columns made of canonical integers only (as
+    :func:`~gru4rec.data.events.is_canonical_int` says) become Int64, unless a value does not
+    fit in 64 bits (then the column stays text, as in :func:`gru4rec.data.io.read_events`)."""
     import polars as pl
 
     for name in (c for c in (SESSION, USER, ITEM) if c in frame.columns):
         column = frame.get_column(name)
-        if column.dtype == pl.String and column.str.contains(_CANONICAL_INT).all():
-            frame = frame.with_columns(column.cast(pl.Int64))
+        if column.dtype == pl.String and column.str.contains(CANONICAL_INT_REGEX).all():
+            ints = column.cast(pl.Int64, strict=False)
+            if ints.null_count() == column.null_count():  # every value fits in int64
+                frame = frame.with_columns(ints)
     return frame
 
 
@@ -195,7 +200,8 @@ def _times(frame: pl.DataFrame, o: Mapping[str, Any], path: Path) -> pl.DataFram
         if time.null_count():
             raise DataError(f"{path}: time column {o.get('time_col') or TIME} holds values "
                             "that are not numbers; give --time-format for text times")
-    if time.dtype.is_float() and (time == time.round(0)).all() and time.abs().max() < 2**53:
+    if time.dtype.is_float() and (time == time.round(0)).all() \
+            and number(time.abs().max()) < 2**53:
         time = time.cast(pl.Int64)
     return frame.with_columns(time.alias(TIME))
 
@@ -208,7 +214,7 @@ def _fraction_cut(frame: pl.DataFrame, fraction: float) -> float:
     if starts.height == 0:
         return 0
     n_test = max(1, round(fraction * starts.height))
-    return starts.get_column(TIME)[starts.height - n_test]
+    return number(starts.get_column(TIME)[starts.height - n_test])
 
 
 def run(paths: Sequence[str | Path], tracker: Tracker, **o: Any) -> dict[str, pl.DataFrame]:

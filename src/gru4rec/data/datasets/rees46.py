@@ -34,15 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gru4rec.data.datasets._protocol import (
-    DAY,
-    HOUR,
-    ITEM,
-    TIME,
-    Tracker,
-    derive_sessions,
-    recsys2023_splits,
-)
+from gru4rec.data.datasets._protocol import DAY, ITEM, TIME, Tracker, user_view_splits
 from gru4rec.data.datasets._raw import Field, RawFormat, check_files, read_all
 from gru4rec.data.datasets._recipe import Recipe
 from gru4rec.data.datasets._time import utc_seconds, utc_seconds_text
@@ -86,9 +78,7 @@ def run(paths: Sequence[str | Path], tracker: Tracker) -> dict[str, pl.DataFrame
     """The rees46 recipe (see the module docstring)."""
     files = check_files(paths, EVENTS, "rees46", (1, None), SOURCE)
     frame = read_all(files, EVENTS, FIELDS, keep=_views)
-    tracker.record("view events", frame, session=USER)  # sessions = users here
-    frame = tracker.record("sessions (1 hour gap)", derive_sessions(frame, USER, HOUR["s"]))
-    return recsys2023_splits(frame, tracker, end=END, window=DAY["s"])
+    return user_view_splits(frame, tracker, USER, "s", end=END, window=DAY["s"])
 
 
 RECIPE = Recipe(

@@ -29,15 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gru4rec.data.datasets._protocol import (
-    DAY,
-    HOUR,
-    ITEM,
-    TIME,
-    Tracker,
-    derive_sessions,
-    recsys2023_splits,
-)
+from gru4rec.data.datasets._protocol import DAY, ITEM, TIME, Tracker, user_view_splits
 from gru4rec.data.datasets._raw import Field, RawFormat, check_files, read_all
 from gru4rec.data.datasets._recipe import Recipe
 
@@ -75,9 +67,7 @@ def run(paths: Sequence[str | Path], tracker: Tracker) -> dict[str, pl.DataFrame
     """The retailrocket recipe (see the module docstring)."""
     files = check_files(paths, EVENTS, "retailrocket", (1, 1), SOURCE)
     frame = read_all(files, EVENTS, FIELDS, keep=_views)
-    tracker.record("view events", frame, session=USER)  # sessions = visitors here
-    frame = tracker.record("sessions (1 hour gap)", derive_sessions(frame, USER, HOUR["ms"]))
-    return recsys2023_splits(frame, tracker, end=END, window=7 * DAY["ms"])
+    return user_view_splits(frame, tracker, USER, "ms", end=END, window=7 * DAY["ms"])
 
 
 RECIPE = Recipe(

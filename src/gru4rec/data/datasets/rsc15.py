@@ -41,6 +41,7 @@ from gru4rec.data.datasets._protocol import (
     drop_rare_items,
     drop_short_sessions,
     keep_known_items,
+    number,
     sort_events,
     split_by_end,
 )
@@ -93,17 +94,22 @@ def _read_arrow(path: Path) -> pl.DataFrame | None:
     if any(column.null_count for column in table.columns):
         return None
     frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)  # a Table always converts to a DataFrame
     return frame.select(pl.col("session_id").alias(SESSION), pl.col("item_id").alias(ITEM),
                         pl.col("timestamp").dt.epoch("ms").alias(TIME))
+
+
+def _read_clicks_file(path: Path) -> pl.DataFrame:
+    """One clicks file: the fast pyarrow path, else the checked polars reader."""
+    frame = _read_arrow(path)
+    return frame if frame is not None else read_raw(path, CLICKS, FIELDS)
 
 
 def read_clicks(paths: Sequence[Path]) -> pl.DataFrame:
     """Read yoochoose-clicks.dat-format files into one frame sorted by session, time, item."""
     import polars as pl
 
-    frames = [_read_arrow(path) for path in paths]
-    frames = [f if f is not None else read_raw(p, CLICKS, FIELDS) for f, p in zip(frames, paths,
-                                                                                  strict=True)]
+    frames = [_read_clicks_file(path) for path in paths]
     frame = frames[0] if len(frames) == 1 else pl.concat(frames)
     # NumPy's division is correctly rounded (polars multiplies by the reciprocal, which can
     # be one ulp off): 1396867869277 ms -> 1396867869.277 exactly as written.
@@ -114,7 +120,7 @@ def read_clicks(paths: Sequence[Path]) -> pl.DataFrame:
 def last_day_split(frame: pl.DataFrame, tracker: Tracker, names: tuple[str, str],
                    prefix: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split off the sessions ending in the last day of ``frame``; keep known items only."""
-    end = float(frame.get_column(TIME).max())
+    end = float(number(frame.get_column(TIME).max()))
     tracker.cuts.update({f"{prefix}end": end, f"{prefix}start": end - DAY_S})
     train, test = split_by_end(frame, end - DAY_S)
     train = tracker.record(names[0], train)

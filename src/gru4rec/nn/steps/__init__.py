@@ -1,0 +1,46 @@
+"""The training step: one protocol (:class:`Step`, :class:`StepBatch`), three implementations.
+
+- :class:`AutogradStep` (``autograd.py``): any configuration, gradients from autograd.
+- :class:`ManualStep` (``manual.py``): the usual configurations (:data:`ManualStep.COVERS`),
+  backward written by hand, arithmetic on a backend (compiled CPU kernels or PyTorch ops);
+  with row weights it is the fixed-shape variant.
+- :class:`GraphedStep` (``graphed.py``): the fixed-shape step captured as a CUDA graph.
+
+:func:`make_step` picks the one a configuration and the run options call for.
+"""
+
+from __future__ import annotations
+
+from gru4rec.backend import TorchOps
+from gru4rec.config import GRU4RecConfig
+from gru4rec.errors import ConfigError
+from gru4rec.nn.network import Network
+from gru4rec.nn.optim import SparseOptimizer
+from gru4rec.nn.steps.autograd import AutogradStep
+from gru4rec.nn.steps.batch import Step, StepBatch, StepLoss
+from gru4rec.nn.steps.graphed import GraphedStep
+from gru4rec.nn.steps.manual import ManualStep
+
+__all__ = ["AutogradStep", "GraphedStep", "ManualStep", "Step", "StepBatch", "StepLoss",
+           "make_step"]
+
+
+def make_step(net: Network, opt: SparseOptimizer, cfg: GRU4RecConfig, backend: TorchOps, *,
+              reference: bool = False, static: bool = False) -> Step:
+    """The step for ``cfg``: the hand-written one where it covers the configuration (unless
+    ``reference``), else autograd; ``static`` (fixed shapes) needs the hand-written one and
+    is replayed as a CUDA graph on CUDA.
+
+    Raises:
+        ConfigError: ``static`` with a configuration the hand-written step does not cover.
+    """
+    manual = not reference and ManualStep.supports(cfg)
+    if static and not manual:
+        raise ConfigError("static_shapes needs a configuration the hand-written step "
+                          f"covers: {ManualStep.COVERS}")
+    if not manual:
+        return AutogradStep(net, opt, cfg)
+    step = ManualStep(net, opt, cfg, backend)
+    if static and net.device.type == "cuda":  # one launch per step instead of ~100
+        return GraphedStep(step)
+    return step

@@ -17,21 +17,10 @@ import torch
 from gru4rec import GRU4Rec, ModelFileError, evaluate
 from gru4rec.data.events import Events
 
-
-@pytest.fixture(scope="module")
-def train(successor_train: Events) -> Events:
-    return successor_train
-
-
-@pytest.fixture(scope="module")
-def test_events(successor_test: Events) -> Events:
-    return successor_test
-
-
 # ----------------------------------------------------------------------------- round trips
 
 
-def test_save_load_gives_identical_scores_and_metrics(fitted: GRU4Rec, test_events: Events,
+def test_save_load_gives_identical_scores_and_metrics(fitted: GRU4Rec, successor_test: Events,
                                                       tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
     fitted.save(path)
@@ -42,8 +31,8 @@ def test_save_load_gives_identical_scores_and_metrics(fitted: GRU4Rec, test_even
     np.testing.assert_array_equal(ids_a, ids_b)
     np.testing.assert_array_equal(scores_a, scores_b)
     assert ids_a[:, 0].tolist() == [3, 18, 1, 10]  # the successor of the last item
-    m_a = evaluate(fitted, test_events, cutoffs=[1, 5], mode="conservative")
-    m_b = evaluate(loaded, test_events, cutoffs=[1, 5], mode="conservative")
+    m_a = evaluate(fitted, successor_test, cutoffs=[1, 5], mode="conservative")
+    m_b = evaluate(loaded, successor_test, cutoffs=[1, 5], mode="conservative")
     assert m_a.metrics == m_b.metrics
     assert loaded.config == fitted.config
     np.testing.assert_array_equal(loaded.item_support_, fitted.item_support_)
@@ -83,10 +72,10 @@ def test_item_ids_come_back_unchanged(kind: str, tmp_path: Path,
         assert set(ids.ravel().tolist()) <= set(names)
 
 
-def test_save_load_keeps_the_exact_config(train: Events, tmp_path: Path,
+def test_save_load_keeps_the_exact_config(successor_train: Events, tmp_path: Path,
                                           small_params: dict[str, Any]) -> None:
     model = GRU4Rec(device="cpu", n_epochs=1, loss="bpr-max", elu_param=0.123456789,
-                    **small_params).fit(train)
+                    **small_params).fit(successor_train)
     model.save(tmp_path / "m.pt")
     loaded = GRU4Rec.load(tmp_path / "m.pt", device="cpu")
     assert loaded.config.elu_param == 0.123456789

@@ -1,5 +1,5 @@
 """Training with every option of the original: losses, activations, optimisers, L2, gradient
-capping, initialisation and session order (ALGORITHM §1, §3, §5, §6)."""
+capping, initialisation and session order (docs/algorithm.md §1, §3, §5, §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Session-parallel mini-batches (ALGORITHM.md §2): properties and hand-written schedules."""
+"""Session-parallel mini-batches (docs/algorithm.md §2): properties and hand-written schedules."""
 
 from __future__ import annotations
 

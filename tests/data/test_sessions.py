@@ -1,4 +1,4 @@
-"""Session grouping (ALGORITHM.md §1) and the item index: order, unknown items, id types."""
+"""Session grouping (docs/algorithm.md §1) and the item index: order, unknown items, id types."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Final and hidden activations (ALGORITHM §3, §5) against float64 formulas."""
+"""Final and hidden activations (docs/algorithm.md §3, §5) against float64 formulas."""
 
 from __future__ import annotations
 

@@ -259,7 +259,7 @@ def test_bpr_max_ignores_the_positive_in_the_negative_softmax() -> None:
 
 
 # ----------------------------------------------------------------------------- all losses
-# step_loss: logQ shift, final activation, then any of the six losses (ALGORITHM §5).
+# step_loss: logQ shift, final activation, then any of the six losses (docs/algorithm.md §5).
 
 
 def _ref_activate(r: np.ndarray, act: str) -> np.ndarray:
@@ -283,7 +283,7 @@ def _ref_neg_softmax(row: np.ndarray, j: int) -> dict[int, float]:
 
 
 def ref_row_loss(loss: str, x: np.ndarray, j: int, bpreg: float, smoothing: float) -> float:
-    """One row's loss from the formulas of ALGORITHM §5, in plain float64 Python."""
+    """One row's loss from the formulas of docs/algorithm.md §5, in plain float64 Python."""
     row, n = x[j], x.shape[1]
     targets = [(1 - smoothing + smoothing / n) if k == j else smoothing / n for k in range(n)]
     if loss == "cross-entropy":

@@ -1,4 +1,4 @@
-"""Sparse Adagrad with momentum (ALGORITHM.md §6) against a dense float64 reference."""
+"""Sparse Adagrad with momentum (docs/algorithm.md §6) against a dense float64 reference."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def test_momentum_carries_velocity_into_the_next_step() -> None:
 
 
 class DenseAdaptReference:
-    """Every optimiser of ALGORITHM §6 on a float64 array, updating the rows it is given
+    """Every optimiser of docs/algorithm.md §6 on a float64 array, updating the rows it is given
     (summed gradients of duplicate rows) and leaving the others alone; Adam counts t per
     row."""
 

@@ -3,7 +3,7 @@
 B slots each hold one session; every step each active slot feeds its current item and
 predicts the next one. A slot whose session is exhausted takes the next unused session and
 its hidden state is reset to zero. When no session is left, finished slots are dropped and
-the batch shrinks (see ALGORITHM.md §2). The whole schedule is precomputed here so that the
+the batch shrinks (see docs/algorithm.md §2). The whole schedule is precomputed here so that the
 training loop does no per-step bookkeeping.
 """
 

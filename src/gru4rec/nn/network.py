@@ -94,7 +94,7 @@ class Network:
     def initialize(cls, n_items: int, config: GRU4RecConfig, generator: torch.Generator,
                    device: torch.device) -> Network:
         """Fresh parameters: block-wise uniform Glorot weights (or as ``sigma`` and
-        ``init_as_normal`` say), zero biases (ALGORITHM §3)."""
+        ``init_as_normal`` say), zero biases (docs/algorithm.md §3)."""
         layers = list(config.layers)
         net = cls({}, config)
         p: dict[str, torch.Tensor] = {}

@@ -67,6 +67,10 @@ class GRU4RecConfig:
         lmbd: L2 regularisation: lmbd * p is added to the gradient of every weight a step
             updates (item tables: the touched rows).
         grad_cap: clip the gradients of a step to this global L2 norm (0 = off).
+        adagrad_init: starting value of Adagrad's squared-gradient accumulator, for every
+            weight (item-table rows included); 0 = the original. A small positive value
+            (e.g. 1e-4) keeps the first steps from moving every weight by the full learning
+            rate (g / sqrt(g^2 + 1e-6) is +-1 for any gradient above ~1e-3). Adagrad only.
         sample_alpha: extra negatives drawn with probability support**sample_alpha.
         n_sample: number of extra negatives shared by a mini-batch (0 = in-batch only).
         embedding: size of a separate item embedding (0 = none; ``layersize`` = layers[0]).
@@ -105,6 +109,7 @@ class GRU4RecConfig:
     momentum: float = 0.0
     lmbd: float = 0.0
     grad_cap: float = 0.0
+    adagrad_init: float = 0.0
     sample_alpha: float = 0.5
     n_sample: int = 2048
     embedding: int = 0
@@ -271,11 +276,14 @@ def _problems(cfg: GRU4RecConfig) -> list[str]:
         if not getattr(cfg, name) > 0:
             p.append(f"{name} must be > 0, got {getattr(cfg, name)}")
     for name in ("momentum", "sample_alpha", "bpreg", "elu_param", "logq", "n_sample", "lmbd",
-                 "grad_cap", "sigma"):
+                 "grad_cap", "sigma", "adagrad_init"):
         if getattr(cfg, name) < 0:
             p.append(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if cfg.momentum >= 1:
         p.append(f"momentum must be < 1, got {cfg.momentum}")
+    if cfg.adagrad_init > 0 and cfg.adapt != "adagrad":
+        p.append(f"adagrad_init applies to adapt=adagrad only (got adapt={cfg.adapt}); "
+                 "set adagrad_init=0")
     if cfg.embedding < 0:
         p.append(f"embedding must be >= 0 (or 'layersize'), got {cfg.embedding}")
     if cfg.logq > 0 and cfg.loss not in ("cross-entropy", "xe_logit"):

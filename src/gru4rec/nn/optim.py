@@ -2,6 +2,7 @@
 
 For every parameter p with gradient g (``eps`` = 1e-6, ``lr`` the learning rate):
     adagrad   acc += g^2;                        step = -lr g / sqrt(acc + eps)
+              (acc starts at ``adagrad_init``, 0 by default)
     rmsprop   acc = d acc + (1 - d) g^2;         step = -lr g / sqrt(acc + eps)
     adam      m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  t += 1;
               step = -lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
@@ -45,14 +46,15 @@ class SparseOptimizer:
         learning_rate, momentum: as in the config.
         backend: where Adagrad runs (:func:`gru4rec.backend.select_backend`); default
             PyTorch ops.
-        adapt, adapt_params, lmbd, grad_cap: as in the config (adapt_params empty = the
-            defaults of :data:`gru4rec.config.ADAPTS`).
+        adapt, adapt_params, lmbd, grad_cap, adagrad_init: as in the config (adapt_params
+            empty = the defaults of :data:`gru4rec.config.ADAPTS`; adagrad_init: the
+            starting value of Adagrad's accumulator).
     """
 
     def __init__(self, params: dict[str, torch.Tensor], learning_rate: float,
                  momentum: float, backend: TorchOps | None = None, *, adapt: str = "adagrad",
                  adapt_params: tuple[float, ...] = (), lmbd: float = 0.0,
-                 grad_cap: float = 0.0) -> None:
+                 grad_cap: float = 0.0, adagrad_init: float = 0.0) -> None:
         self.params = params
         self.lr = learning_rate
         self.momentum = momentum
@@ -63,6 +65,8 @@ class SparseOptimizer:
         self.state: dict[str, dict[str, torch.Tensor]] = {}
         for name, p in params.items():
             st = {k: torch.zeros_like(p) for k in _STATE[adapt] if k != "count"}
+            if adapt == "adagrad" and adagrad_init > 0:  # every row starts from it
+                st["acc"].fill_(adagrad_init)
             if "count" in _STATE[adapt]:  # Adam's t: per row of a 2-d table, else one
                 st["count"] = torch.zeros(p.shape[0] if p.dim() == 2 else 1,
                                           dtype=p.dtype, device=p.device)
@@ -75,7 +79,8 @@ class SparseOptimizer:
                     backend: TorchOps | None = None) -> SparseOptimizer:
         """The optimiser a config asks for."""
         return cls(params, cfg.learning_rate, cfg.momentum, backend, adapt=cfg.adapt,
-                   adapt_params=cfg.adapt_params, lmbd=cfg.lmbd, grad_cap=cfg.grad_cap)
+                   adapt_params=cfg.adapt_params, lmbd=cfg.lmbd, grad_cap=cfg.grad_cap,
+                   adagrad_init=cfg.adagrad_init)
 
     @property
     def acc(self) -> dict[str, torch.Tensor]:

@@ -56,11 +56,11 @@ def main() -> None:
     cfg = GRU4RecConfig().replace(**PRESETS[args.loss], batch_size=args.batch_size,
                                   layers=[args.layers], n_sample=args.n_sample, n_epochs=1)
     runs = []
-    native = ""
+    backend = ""
     for run in range(args.runs):
         net = Network.initialize(len(index), cfg, torch.Generator().manual_seed(run), device)
         trainer = Trainer(net, cfg, sessions, support, seed=run, static=args.static)
-        native = trainer.backend.name
+        backend = trainer.backend.name
         res = trainer.run_epoch()
         runs.append({"mb_per_s": round(res.batches_per_s, 1),
                      "events_per_s": round(res.events_per_s), "seconds": round(res.seconds, 2),
@@ -71,7 +71,7 @@ def main() -> None:
                    "n_sample": args.n_sample, "static": args.static},
         "data": {"n_items": len(index), "events": len(events),
                  "examples": sessions.n_examples(), "prepare_s": round(data_s, 2)},
-        "machine": {**machine(device), "backend": native},
+        "machine": {**machine(device), "backend": backend},
         "runs": runs,
         "median_mb_per_s": statistics.median(r["mb_per_s"] for r in runs),
         "median_events_per_s": statistics.median(r["events_per_s"] for r in runs),

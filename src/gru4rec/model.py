@@ -18,7 +18,7 @@ from gru4rec.errors import ConfigError, DataError, NotFittedError, TrainingDiver
 from gru4rec.inference import Recommendations, SessionTracker, check_k, recommend_sessions
 from gru4rec.model_file import read_model_file, write_model_file
 from gru4rec.nn.network import Network
-from gru4rec.nn.steps import ManualStep
+from gru4rec.nn.steps import check_static_shapes
 from gru4rec.session_store import SessionStore
 from gru4rec.training import EpochResult, Trainer
 
@@ -84,9 +84,8 @@ class GRU4Rec:
         self.sample_store_size = sample_store_size
         self.sample_store_on_cpu = sample_store_on_cpu
         self.static_shapes = static_shapes
-        if static_shapes and not ManualStep.supports(self.config):
-            raise ConfigError("static_shapes needs a configuration the hand-written step "
-                              f"covers: {ManualStep.COVERS}")
+        if static_shapes:
+            check_static_shapes(self.config)
         self.history_: list[EpochResult] = []
         self._diverged = False
 

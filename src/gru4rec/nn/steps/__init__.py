@@ -22,7 +22,19 @@ from gru4rec.nn.steps.graphed import GraphedStep
 from gru4rec.nn.steps.manual import ManualStep
 
 __all__ = ["AutogradStep", "GraphedStep", "ManualStep", "Step", "StepBatch", "StepLoss",
-           "make_step"]
+           "check_static_shapes", "make_step"]
+
+
+def check_static_shapes(cfg: GRU4RecConfig) -> None:
+    """Fixed-shape steps are the hand-written step with row weights: ``cfg`` must be one it
+    covers.
+
+    Raises:
+        ConfigError: it is not.
+    """
+    if not ManualStep.supports(cfg):
+        raise ConfigError("static_shapes needs a configuration the hand-written step "
+                          f"covers: {ManualStep.COVERS}")
 
 
 def make_step(net: Network, opt: SparseOptimizer, cfg: GRU4RecConfig, backend: TorchOps, *,
@@ -32,13 +44,15 @@ def make_step(net: Network, opt: SparseOptimizer, cfg: GRU4RecConfig, backend: T
     is replayed as a CUDA graph on CUDA.
 
     Raises:
-        ConfigError: ``static`` with a configuration the hand-written step does not cover.
+        ConfigError: ``static`` with a configuration the hand-written step does not cover,
+            or with ``reference``.
     """
-    manual = not reference and ManualStep.supports(cfg)
-    if static and not manual:
-        raise ConfigError("static_shapes needs a configuration the hand-written step "
-                          f"covers: {ManualStep.COVERS}")
-    if not manual:
+    if static:
+        check_static_shapes(cfg)
+        if reference:
+            raise ConfigError("static_shapes runs the hand-written step; the reference "
+                              "(autograd) step has no fixed-shape variant")
+    if reference or not ManualStep.supports(cfg):
         return AutogradStep(net, opt, cfg)
     step = ManualStep(net, opt, cfg, backend)
     if static and net.device.type == "cuda":  # one launch per step instead of ~100

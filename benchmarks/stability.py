@@ -9,9 +9,10 @@ Every (dataset, preset, adagrad_init, seed) run trains one model (10 epochs on y
 ``--synthetic-epochs`` on the synthetic 1M-event / 37,500-item set) and evaluates Recall@20
 and MRR@20 with conservative ties, one run after the other (never two at once on a small
 machine). Each finished run is written to ``--out`` right away and skipped when the script
-runs again with the same file, so a long study can be spread over several sittings. The
-table gives, per (dataset, preset, value), the mean, min and max over the seeds of
-Recall@20, MRR@20 and the first epoch's loss.
+runs again with the same file, so a long study can be spread over several sittings (runs
+with another ``--synthetic-epochs`` are kept beside the others). The table gives, per
+(dataset, epochs, preset, value), the mean, min and max over the seeds of Recall@20, MRR@20
+and the first epoch's loss; a second, compact one per dataset has the values across.
 """
 
 from __future__ import annotations
@@ -63,12 +64,16 @@ def _datasets(names: list[str], data_dir: Path) -> dict[str, tuple[Any, Any, int
 
 
 def _run(train: Any, test: Any, params: dict[str, Any], seed: int) -> dict[str, float]:
+    import torch
+
     from gru4rec import GRU4Rec, GRU4RecConfig, evaluate
 
     model = GRU4Rec(GRU4RecConfig().replace(**params), device="cpu", seed=seed).fit(train)
     res = evaluate(model, test, cutoffs=[20], mode="conservative")
     return {"recall20": res["Recall@20"], "mrr20": res["MRR@20"],
-            "loss1": model.history_[0].loss, "loss_last": model.history_[-1].loss}
+            "loss1": model.history_[0].loss, "loss_last": model.history_[-1].loss,
+            # the thread count changes the order of float sums, hence a seed's trajectory
+            "threads": torch.get_num_threads()}
 
 
 def _save(path: Path, runs: dict[str, dict[str, Any]]) -> None:
@@ -81,16 +86,42 @@ def _save(path: Path, runs: dict[str, dict[str, Any]]) -> None:
 def _table(runs: dict[str, dict[str, Any]]) -> list[str]:
     groups: dict[tuple[str, str, float], list[dict[str, Any]]] = {}
     for run in runs.values():
-        groups.setdefault((run["dataset"], run["preset"], run["adagrad_init"]), []).append(run)
-    lines = ["| dataset | preset | adagrad_init | seeds | Recall@20 mean (min-max) "
-             "| MRR@20 mean (min-max) | epoch-1 loss mean (min-max) |", "|---" * 7 + "|"]
-    for (data, preset, value), group in sorted(groups.items()):
+        groups.setdefault((run["dataset"], run["n_epochs"], run["preset"], run["adagrad_init"]),
+                          []).append(run)
+    lines = ["| dataset | epochs | preset | adagrad_init | seeds | Recall@20 mean (min-max) "
+             "| MRR@20 mean (min-max) | epoch-1 loss mean (min-max) |", "|---" * 8 + "|"]
+    for (data, epochs, preset, value), group in sorted(groups.items()):
         cells = []
         for key in ("recall20", "mrr20", "loss1"):
             vals = [r[key] for r in group]
             cells.append(f"{statistics.mean(vals):.4f} ({min(vals):.4f}-{max(vals):.4f})")
-        lines.append(f"| {data} | {preset} | {value:g} | {len(group)} | " + " | ".join(cells)
-                     + " |")
+        lines.append(f"| {data} | {epochs} | {preset} | {value:g} | {len(group)} | "
+                     + " | ".join(cells) + " |")
+    return lines
+
+
+def _pivot(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """One table per (dataset, epochs): presets down, adagrad_init across, each cell
+    "Recall@20 mean (min-max) / MRR@20 mean"."""
+    cells: dict[tuple[str, int], dict[str, dict[float, list[dict[str, Any]]]]] = {}
+    for run in runs.values():
+        (cells.setdefault((run["dataset"], run["n_epochs"]), {})
+         .setdefault(run["preset"], {}).setdefault(run["adagrad_init"], []).append(run))
+    lines: list[str] = []
+    for (data, epochs), by_preset in sorted(cells.items()):
+        values = sorted({v for group in by_preset.values() for v in group})
+        lines += ["", f"{data}, {epochs} epoch{'s' if epochs > 1 else ''}: Recall@20 mean "
+                  "(min-max) / MRR@20 mean over the seeds", "",
+                  "| preset | " + " | ".join(f"{v:g}" for v in values) + " |",
+                  "|---" * (len(values) + 1) + "|"]
+        for preset, group in sorted(by_preset.items()):
+            row = []
+            for v in values:
+                rec = [r["recall20"] for r in group.get(v, [])]
+                mrr = [r["mrr20"] for r in group.get(v, [])]
+                row.append(f"{statistics.mean(rec):.4f} ({min(rec):.3f}-{max(rec):.3f}) / "
+                           f"{statistics.mean(mrr):.4f}" if rec else "")
+            lines.append(f"| {preset} | " + " | ".join(row) + " |")
     return lines
 
 
@@ -115,7 +146,7 @@ def main() -> int:
                 base["n_epochs"] = args.synthetic_epochs
             for value in args.values:
                 for seed in args.seeds:
-                    key = f"{data}|{preset}|{value:g}|{seed}"
+                    key = f"{data}|{base['n_epochs']}|{preset}|{value:g}|{seed}"
                     if key in runs:
                         continue
                     result = _run(train, test, {**base, "adagrad_init": value}, seed)
@@ -126,7 +157,7 @@ def main() -> int:
                           file=sys.stderr, flush=True)
                     _save(args.out, runs)
     print(json.dumps({"benchmark": "stability", "runs": runs}))
-    print("\n".join(_table(runs)), file=sys.stderr)
+    print("\n".join(_table(runs) + _pivot(runs)), file=sys.stderr)
     return 0
 
 

@@ -150,6 +150,14 @@ def test_presets_cover_the_paper_and_the_six_datasets() -> None:
         "bpr-max", 1.0, (512,), 144, 1.85)
 
 
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*_stable.py")), ids=lambda p: p.name)
+def test_a_stable_preset_is_its_base_preset_with_a_damped_first_step(path: Path) -> None:
+    base = parse_param_file(CONFIG_DIR / path.name.replace("_stable", ""))
+    stable = parse_param_file(path)
+    assert stable.pop("adagrad_init") > 0
+    assert stable == base
+
+
 # ----------------------------------------------------------------------------- validation
 
 

@@ -68,20 +68,24 @@ def _gradients(cfg: GRU4RecConfig) -> dict[str, torch.Tensor]:
 
 
 CASES = list(itertools.product(["bpr-max", "cross-entropy"], ["shared", "separate", "onehot"],
-                               ["manual", "fixed-shape", "autograd"], ["compiled", "pytorch"]))
+                               ["manual", "fixed-shape", "autograd"], ["compiled", "pytorch"],
+                               [0.0, INIT]))
 
 
-@pytest.mark.parametrize(("loss", "mode", "kind", "backend"), CASES)
+@pytest.mark.parametrize(("loss", "mode", "kind", "backend", "init"), CASES)
 def test_the_first_update_follows_the_formula(loss: str, mode: str, kind: str,
-                                              backend: str) -> None:
-    cfg = _config(loss, mode, adagrad_init=INIT)
+                                              backend: str, init: float) -> None:
+    # init 0 is the original's first step, g / sqrt(g^2 + 1e-6) (about ±1 for most weights)
+    cfg = _config(loss, mode, adagrad_init=init)
     grads = _gradients(cfg)
     before, after = _one_step(cfg, kind, backend)
     for name, g in grads.items():
         g64 = g.double()
-        want = before[name].double() - LR * g64 / torch.sqrt(INIT + g64 * g64 + 1e-6)
+        want = before[name].double() - LR * g64 / torch.sqrt(init + g64 * g64 + 1e-6)
         torch.testing.assert_close(after[name].double(), want, rtol=1e-4, atol=2e-6,
                                    msg=f"{name} ({kind} on {backend})")
+    if init == 0:
+        return
     # from a zero accumulator every touched weight moves further: the option is applied
     _, plain = _one_step(cfg.replace(adagrad_init=0.0), kind, backend)
     for name in (n for n, g in grads.items() if g.any()):

@@ -2,17 +2,19 @@
 original) or at a small value (``adagrad_init``); prints JSON and a table.
 
     python benchmarks/stability.py --out benchmarks/results/stability_cpu.json \\
-        [--datasets yoochoose100k synthetic] [--values 0 1e-5 1e-4 1e-3 1e-2] \\
-        [--seeds 1 2 3 4 5] [--synthetic-epochs 3]
+        [--datasets yoochoose100k synthetic] [--presets rsc15_bprmax ...] \\
+        [--values 0 1e-5 1e-4 1e-3 1e-2] [--seeds 1 2 3 4 5] [--synthetic-epochs 1]
 
 Every (dataset, preset, adagrad_init, seed) run trains one model (10 epochs on yoochoose100k,
 ``--synthetic-epochs`` on the synthetic 1M-event / 37,500-item set) and evaluates Recall@20
-and MRR@20 with conservative ties, one run after the other (never two at once on a small
-machine). Each finished run is written to ``--out`` right away and skipped when the script
-runs again with the same file, so a long study can be spread over several sittings (runs
-with another ``--synthetic-epochs`` are kept beside the others). The table gives, per
-(dataset, epochs, preset, value), the mean, min and max over the seeds of Recall@20, MRR@20
-and the first epoch's loss; a second, compact one per dataset has the values across.
+and MRR@20 with conservative ties, one run after the other. Two studies can share a small
+machine with ``OMP_NUM_THREADS=1`` each and their own ``--out`` (the thread count is stored
+with every run: it changes the order of float sums, hence a single seed's path). Each
+finished run is written to ``--out`` right away and skipped when the script runs again with
+the same file, so a long study can be spread over several sittings (runs with another
+``--synthetic-epochs`` are kept beside the others). The table gives, per (dataset, epochs,
+preset, value), the mean, min and max over the seeds of Recall@20, MRR@20 and the first
+epoch's loss; a second, compact one per dataset has the values across.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def main() -> int:
     ap.add_argument("--presets", nargs="+", default=PRESETS)
     ap.add_argument("--values", nargs="+", type=float, default=[0, 1e-5, 1e-4, 1e-3, 1e-2])
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
-    ap.add_argument("--synthetic-epochs", type=int, default=3)
+    ap.add_argument("--synthetic-epochs", type=int, default=1)
     ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     args = ap.parse_args()
     runs: dict[str, dict[str, Any]] = {}

@@ -2,9 +2,12 @@
 
 Contents (a dict): ``format`` ("gru4rec-model"), ``format_version``, ``gru4rec_version``,
 ``config`` (every hyperparameter), ``item_ids`` (int64 tensor, or list of str),
-``item_support`` (int64 tensor, training events per item) and ``params`` (name -> float32
-tensor). It loads with ``torch.load(path, weights_only=True)``, so reading a file never runs
-code from it. Files are written to a temporary name and renamed into place.
+``item_support`` (int64 tensor, training events per item), ``params`` (name -> float32
+tensor) and, optionally, ``optimizer`` (parameter name -> {state name -> float32 tensor}:
+the optimiser state a retraining continues from; absent in slim serving files, and in files
+of earlier releases, which read as before). It loads with
+``torch.load(path, weights_only=True)``, so reading a file never runs code from it. Files
+are written to a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -20,16 +23,22 @@ import torch
 from gru4rec.config import GRU4RecConfig
 from gru4rec.errors import ConfigError, ModelFileError
 from gru4rec.nn.network import Network
+from gru4rec.nn.optim import state_shapes
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "read_model_file", "write_model_file"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "OptimizerState", "read_model_file", "write_model_file"]
 
 FORMAT = "gru4rec-model"
 FORMAT_VERSION = 1
 
 
+OptimizerState = dict[str, dict[str, torch.Tensor]]
+
+
 def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarray,
-                     support: np.ndarray, params: dict[str, torch.Tensor]) -> None:
-    """Atomically write a model file (temp file in the same folder, then rename).
+                     support: np.ndarray, params: dict[str, torch.Tensor],
+                     optimizer: OptimizerState | None = None) -> None:
+    """Atomically write a model file (temp file in the same folder, then rename), with the
+    optimiser state when ``optimizer`` is given.
 
     Raises:
         ModelFileError: the folder of ``path`` does not exist.
@@ -50,6 +59,9 @@ def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarr
         "params": {n: t.detach().to("cpu", torch.float32).contiguous()
                    for n, t in params.items()},
     }
+    if optimizer is not None:
+        payload["optimizer"] = {n: {k: t.detach().to("cpu", torch.float32).contiguous()
+                                    for k, t in st.items()} for n, st in optimizer.items()}
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ModelFileError(f"cannot save the model to {path}: folder {folder} does not exist")
@@ -64,8 +76,10 @@ def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarr
 
 
 def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.ndarray,
-                                                dict[str, torch.Tensor]]:
-    """Load and verify a model file -> (config, item ids, item support, params on CPU).
+                                                dict[str, torch.Tensor],
+                                                OptimizerState | None]:
+    """Load and verify a model file -> (config, item ids, item support, params on CPU,
+    optimiser state on CPU or None when the file has none).
 
     Raises:
         ModelFileError: the file does not exist; cannot be loaded as tensors and plain values
@@ -96,9 +110,12 @@ def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.nda
         support = payload["item_support"].numpy()
         params = payload["params"]
         _check_params(params, config, len(ids), support)
+        optimizer = payload.get("optimizer")
+        if optimizer is not None:
+            _check_optimizer(optimizer, params, config)
     except (KeyError, TypeError, AttributeError, ConfigError, ValueError) as exc:
         raise ModelFileError(f"{path} is damaged or was altered: {exc}") from None
-    return config, ids, support, params
+    return config, ids, support, params, optimizer
 
 
 def _item_ids(raw: Any) -> np.ndarray:
@@ -124,3 +141,20 @@ def _check_params(params: Any, config: GRU4RecConfig, n_items: int,
             raise ValueError(f"parameter {name} must be finite float32 values")
     if support.shape != (n_items,):
         raise ValueError(f"item_support should have {n_items} entries")
+
+
+def _check_optimizer(optimizer: Any, params: dict[str, torch.Tensor],
+                     config: GRU4RecConfig) -> None:
+    """The state names and shapes the config's optimiser keeps, for every parameter."""
+    if not isinstance(optimizer, dict) or set(optimizer) != set(params):
+        raise ValueError("the optimiser state must have an entry for every parameter")
+    for name, st in optimizer.items():
+        want = state_shapes(tuple(params[name].shape), config.adapt, config.momentum)
+        if not isinstance(st, dict) or set(st) != set(want):
+            raise ValueError(f"optimiser state of {name} should hold {sorted(want)}")
+        for key, shape in want.items():
+            t = st[key]
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or \
+                    t.dtype != torch.float32 or not bool(torch.isfinite(t).all()):
+                raise ValueError(f"optimiser state {name}.{key} should be finite float32 "
+                                 f"of shape {shape}")

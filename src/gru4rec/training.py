@@ -82,15 +82,20 @@ class Trainer:
         static: keep all B slots in every step, weighting finished ones 0 (fixed shapes,
             same losses); on CUDA the step is then captured and replayed as a CUDA graph.
             Needs a configuration the hand-written step covers.
+        opt_state: optimiser state to continue from (:meth:`SparseOptimizer.state_dict` of
+            an earlier training, possibly for fewer items: the rows of newer items start
+            fresh); None starts every parameter fresh.
 
     Raises:
         ConfigError: ``static`` with a configuration the hand-written step does not cover.
+        ValueError: ``opt_state`` does not fit the network's parameters.
     """
 
     def __init__(self, net: Network, cfg: GRU4RecConfig, sessions: SessionData,
                  support: np.ndarray, *, seed: int = 42, sample_store_size: int = 10_000_000,
                  sample_store_on_cpu: bool = False, reference: bool = False,
-                 compiled: bool = True, static: bool = False) -> None:
+                 compiled: bool = True, static: bool = False,
+                 opt_state: dict[str, dict[str, torch.Tensor]] | None = None) -> None:
         self.net, self.cfg = net, cfg
         self.device = net.device
         self.epoch = 0
@@ -99,6 +104,8 @@ class Trainer:
             tune_malloc()
         self.backend = select_backend(self.device, compiled=compiled and not reference)
         self.opt = SparseOptimizer.from_config(net.params, cfg, self.backend)
+        if opt_state is not None:
+            self.opt.load_state_dict(opt_state)
         self.sessions = sessions
         self._order_rng = np.random.default_rng(seed)  # train_random_order
         self.static = static

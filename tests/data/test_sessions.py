@@ -7,6 +7,7 @@ import pytest
 
 from gru4rec.data.events import Events
 from gru4rec.data.sessions import ItemIndex, group_sessions
+from gru4rec.errors import DataError
 
 # ----------------------------------------------------------------------------- grouping
 
@@ -83,3 +84,14 @@ def test_item_index_does_not_confuse_int_and_str_ids() -> None:
     assert int_index.lookup(np.array(["7", "007"])).tolist() == [-1, -1]
     str_index = ItemIndex(np.array(["007", "8"]))
     assert str_index.lookup(np.array([7, 8])).tolist() == [-1, 1]
+
+
+def test_an_extended_index_keeps_known_ids_and_appends_new_ones_in_first_seen_order() -> None:
+    index = ItemIndex(np.array([5, 3, 9]))
+    grown, n_new = index.extended(np.array([3, 7, 7, 1, 5]))
+    assert n_new == 2 and grown.ids.tolist() == [5, 3, 9, 7, 1]
+    assert index.extended(np.array([9, 3]))[1] == 0
+    text, _ = ItemIndex(np.array(["a", "b"])).extended(np.array([1, 2]))
+    assert text.ids.tolist() == ["a", "b", "1", "2"]  # int ids join a str index as text
+    with pytest.raises(DataError, match="give the item column as integers"):
+        index.extended(np.array(["x"]))

@@ -53,6 +53,22 @@ class ItemIndex:
         found = self._sorted[pos] == items
         return np.where(found, self._sorted_pos[pos], -1).astype(np.int64)
 
+    def extended(self, items: np.ndarray) -> tuple[ItemIndex, int]:
+        """This index followed by the ids of ``items`` (N,) it lacks, in order of first
+        appearance -> (new index, number of ids added). Known ids keep their indices.
+
+        Raises:
+            DataError: ``items`` are strings and this index holds integers.
+        """
+        items = _as_id_array(items)
+        if items.dtype.kind != self.ids.dtype.kind:
+            if self.ids.dtype.kind != "U":
+                raise DataError("the new data's item ids are strings, the model's are "
+                                "integers; give the item column as integers")
+            items = items.astype(str)  # int ids join a str index as their text
+        new = ItemIndex.from_items(items[self.lookup(items) < 0]).ids
+        return ItemIndex(np.concatenate([self.ids, new])), int(len(new))
+
     def to_list(self) -> list[int] | list[str]:
         """The ids as a plain Python list (ints or strs), e.g. for the model file."""
         ids: list[int] | list[str] = self.ids.tolist()

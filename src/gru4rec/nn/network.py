@@ -30,12 +30,16 @@ __all__ = ["Network"]
 
 
 def _init_blocks(shape: tuple[int, int], n_blocks: int, generator: torch.Generator,
-                 device: torch.device, config: GRU4RecConfig) -> torch.Tensor:
+                 device: torch.device, config: GRU4RecConfig,
+                 n_rows: int | None = None) -> torch.Tensor:
     """(rows, n_blocks * cols) matrix; each block uniform in +-s (normal with std s when
-    ``init_as_normal``), s = ``sigma`` or, when that is 0, sqrt(6 / (rows + cols))."""
+    ``init_as_normal``), s = ``sigma`` or, when that is 0, sqrt(6 / (rows + cols)).
+    ``n_rows``: draw only that many rows, at the scale of the whole ``shape`` (new rows of
+    a grown table)."""
     rows, total = shape
     cols = total // n_blocks
     s = config.sigma if config.sigma > 0 else math.sqrt(6.0 / (rows + cols))
+    rows = rows if n_rows is None else n_rows
     if config.init_as_normal:
         w = torch.randn(rows, total, generator=generator, dtype=torch.float32) * s
     else:
@@ -111,6 +115,27 @@ class Network:
             p[f"b{i}"] = torch.zeros(3 * h, device=device)
         net.params = p
         return net
+
+    def with_new_items(self, n_new: int, generator: torch.Generator) -> Network:
+        """A network for ``n_new`` more items: every item table gets ``n_new`` rows at the
+        end, drawn as :meth:`initialize` would for the grown table (the scale of its new
+        shape; biases 0); every other parameter and every existing row is the same tensor
+        value (docs/algorithm.md §3)."""
+        if n_new == 0:
+            return Network(dict(self.params), self.config)
+        n_total, dev, cfg = self.n_items + n_new, self.device, self.config
+        params = dict(self.params)
+        h_last = self.layers[-1]
+        wy = _init_blocks((n_total, h_last), 1, generator, dev, cfg, n_rows=n_new)
+        params["Wyb"] = torch.cat([self.params["Wyb"],
+                                   torch.cat([wy, torch.zeros(n_new, 1, device=dev)], 1)])
+        if self.mode == "separate":
+            params["E"] = torch.cat([self.params["E"], _init_blocks(
+                (n_total, cfg.embedding), 1, generator, dev, cfg, n_rows=n_new)])
+        elif self.mode == "onehot":
+            params["Wx0"] = torch.cat([self.params["Wx0"], _init_blocks(
+                (n_total, 3 * self.layers[0]), 3, generator, dev, cfg, n_rows=n_new)])
+        return Network(params, cfg)
 
     @property
     def item_tables(self) -> list[str]:

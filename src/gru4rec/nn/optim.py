@@ -31,10 +31,21 @@ from gru4rec.backend import TorchOps
 from gru4rec.backend.torch_ops import EPS, OuterRows, RowGrads, adagrad_delta, sum_rows
 from gru4rec.config import ADAPTS, GRU4RecConfig
 
-__all__ = ["OuterRows", "RowGrads", "SparseOptimizer"]
+__all__ = ["OuterRows", "RowGrads", "SparseOptimizer", "state_shapes"]
 
 _STATE = {"adagrad": ("acc",), "rmsprop": ("acc",), "adam": ("acc", "acc2", "count"),
           "adadelta": ("acc", "acc2"), "sgd": ()}
+
+
+def state_shapes(shape: tuple[int, ...], adapt: str, momentum: float) -> dict[str,
+                                                                        tuple[int, ...]]:
+    """State name -> shape the optimiser keeps for a parameter of ``shape``."""
+    out = {k: shape for k in _STATE[adapt] if k != "count"}
+    if "count" in _STATE[adapt]:  # Adam's t: per row of a 2-d table, else one
+        out["count"] = (shape[0] if len(shape) == 2 else 1,)
+    if momentum > 0:
+        out["vel"] = shape
+    return out
 
 
 class SparseOptimizer:
@@ -64,14 +75,10 @@ class SparseOptimizer:
         self.lmbd, self.grad_cap = lmbd, grad_cap
         self.state: dict[str, dict[str, torch.Tensor]] = {}
         for name, p in params.items():
-            st = {k: torch.zeros_like(p) for k in _STATE[adapt] if k != "count"}
+            st = {k: torch.zeros(shape, dtype=p.dtype, device=p.device)
+                  for k, shape in state_shapes(tuple(p.shape), adapt, momentum).items()}
             if adapt == "adagrad" and adagrad_init > 0:  # every row starts from it
                 st["acc"].fill_(adagrad_init)
-            if "count" in _STATE[adapt]:  # Adam's t: per row of a 2-d table, else one
-                st["count"] = torch.zeros(p.shape[0] if p.dim() == 2 else 1,
-                                          dtype=p.dtype, device=p.device)
-            if momentum > 0:
-                st["vel"] = torch.zeros_like(p)
             self.state[name] = st
 
     @classmethod
@@ -91,6 +98,35 @@ class SparseOptimizer:
     def vel(self) -> dict[str, torch.Tensor]:
         """The momentum velocity of every parameter (empty without momentum)."""
         return {n: st["vel"] for n, st in self.state.items() if "vel" in st}
+
+    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The optimiser state: parameter name -> {state name -> tensor} (the live tensors;
+        acc, acc2, count, vel as the optimiser has them)."""
+        return {n: dict(st) for n, st in self.state.items()}
+
+    def load_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Continue from ``state`` (from :meth:`state_dict`, possibly of a smaller item
+        count): each tensor is copied into the leading rows of its counterpart, so the rows
+        of items added since keep their fresh state (Adagrad: ``adagrad_init``). State names
+        only one side has (momentum switched on or off) keep or lose their values.
+
+        Raises:
+            ValueError: a parameter name differs, or a tensor has more rows or other
+                trailing dimensions than its counterpart.
+        """
+        if set(state) != set(self.state):
+            raise ValueError(f"optimiser state for {sorted(state)}, parameters "
+                             f"{sorted(self.state)}")
+        for name, old in state.items():
+            for key, t in old.items():
+                cur = self.state[name].get(key)
+                if cur is None:
+                    continue
+                if t.dim() != cur.dim() or t.shape[1:] != cur.shape[1:] or \
+                        t.shape[0] > cur.shape[0]:
+                    raise ValueError(f"optimiser state {name}.{key} has shape "
+                                     f"{tuple(t.shape)}, the parameter's {tuple(cur.shape)}")
+                cur[: t.shape[0]].copy_(t)
 
     def regularize(self, dense: dict[str, torch.Tensor], rows: dict[str, RowGrads]) -> None:
         """Add ``lmbd * p`` to the gradients, then clip them together to ``grad_cap``, in

@@ -259,3 +259,83 @@ def test_bad_parameter_file(data, capsys, tmp_path, name: str) -> None:
     code, out, err = _run(capsys, "run", data["train"], "-pf", pf, *FAST)
     _assert_error(code, err, str(pf))
     assert "Started training" not in out
+
+
+# ----------------------------------------------------------------------------- retraining
+
+
+@pytest.fixture(scope="module")
+def saved(data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A model trained with TINY (full and --slim files) and a log with 5 new items."""
+    folder = tmp_path_factory.mktemp("retrain")
+    paths = {"full": folder / "full.pt", "slim": folder / "slim.pt",
+             "new": folder / "new.tsv"}
+    for kind in ("full", "slim"):
+        argv = ["run", data["train"], "-ps", TINY, *FAST, "-s", paths[kind]]
+        assert main([str(a) for a in argv + (["--slim"] if kind == "slim" else [])]) == 0
+    lines = data["train"].read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    new_rows = [row.replace("\t", "\t10", 1) if i % 7 == 0 and i < 35 else row
+                for i, row in enumerate(rows)]  # item x -> 10x in some events: new items
+    assert header.split("\t")[1] == "ItemId"
+    paths["new"].write_text("\n".join([header, *new_rows]) + "\n")
+    return paths
+
+
+def test_retrain_continues_a_saved_model_with_new_items(data, saved, capsys,
+                                                         tmp_path) -> None:
+    from gru4rec import GRU4Rec
+
+    before = GRU4Rec.load(saved["full"])
+    out_model = tmp_path / "m2.pt"
+    code, out, err = _run(capsys, "run", saved["new"], "--retrain", saved["full"],
+                          "-ps", "n_epochs=2,learning_rate=0.05", *FAST, "-s", out_model,
+                          "-t", data["test"])
+    assert code == 0, err
+    assert out[:3] == [f"Loading trained model from file: {saved['full']}",
+                       "SET n_epochs TO 2 (type: <class 'int'>)",
+                       "SET learning_rate TO 0.05 (type: <class 'float'>)"]
+    assert "Started retraining" in out
+    assert len([line for line in out if line.startswith("Epoch")]) == 2
+    after = GRU4Rec.load(out_model)
+    n_new = after.n_items - before.n_items
+    assert n_new > 0 and f"Items: {after.n_items} ({n_new} new)" in out
+    assert after.optimizer_state_ is not None
+    assert (after.config.n_epochs, after.config.layers) == (2, before.config.layers)
+    assert len(_metric_lines(out)) == 1
+
+
+def test_retrain_from_a_slim_file_says_the_optimiser_starts_afresh(saved, capsys,
+                                                                    tmp_path) -> None:
+    from gru4rec import GRU4Rec
+
+    assert GRU4Rec.load(saved["slim"]).optimizer_state_ is None
+    assert saved["slim"].stat().st_size < 0.7 * saved["full"].stat().st_size
+    code, out, err = _run(capsys, "run", saved["new"], "--retrain", saved["slim"], *FAST)
+    assert code == 0, err
+    assert f"{saved['slim']} has no optimiser state (saved with --slim): the optimiser " \
+           "starts afresh" in out
+
+
+@pytest.mark.parametrize(("extra", "fragments"), [
+    (["-ps", "layers=8"], ["cannot change: layers ((16,) -> (8,))", "train a new model"]),
+    (["-ps", "n_epochs=1", "-pf", "p.py"], ["cannot be used together"]),
+    (["-l"], ["--retrain trains the model it loads"]),
+])
+def test_retrain_errors(saved, capsys, extra: list[str], fragments: list[str]) -> None:
+    code, out, err = _run(capsys, "run", saved["new"], "--retrain", saved["full"], *FAST,
+                          *extra)
+    _assert_error(code, err, *fragments)
+    assert "Started retraining" not in out and "Loading training data..." not in out
+
+
+@pytest.mark.parametrize(("extra", "fragments"), [
+    (["--retrain", "missing.pt"], ["model file missing.pt does not exist", "--retrain"]),
+    (["-ps", TINY, "--fresh_optimizer"], ["--fresh_optimizer applies to --retrain only"]),
+    (["-ps", TINY, "--slim"], ["--slim applies to -s/--save_model"]),
+])
+def test_retrain_option_errors_come_before_any_work(data, capsys, extra: list[str],
+                                                    fragments: list[str]) -> None:
+    code, out, err = _run(capsys, "run", data["train"], *FAST, *extra)
+    _assert_error(code, err, *fragments)
+    assert out == []

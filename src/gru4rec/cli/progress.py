@@ -81,9 +81,11 @@ class ProgressBar:
         self._start = time.perf_counter()
 
 
-def fit_with_progress(model: Any, data: Any, say: Callable[[str], None]) -> float:
+def fit_with_progress(model: Any, data: Any, say: Callable[[str], None],
+                      **fit_args: Any) -> float:
     """Train ``model`` on ``data`` printing the original's epoch lines through ``say``, with
-    a progress bar inside each epoch; returns the training time in seconds."""
+    a progress bar inside each epoch; returns the training time in seconds. ``fit_args`` go
+    to ``fit`` (e.g. ``retrain=True``)."""
     bar = ProgressBar("Epoch1")
 
     def on_epoch(result: Any) -> None:
@@ -93,7 +95,7 @@ def fit_with_progress(model: Any, data: Any, say: Callable[[str], None]) -> floa
 
     start = time.perf_counter()
     try:
-        model.fit(data, on_epoch=on_epoch, progress=bar)
+        model.fit(data, on_epoch=on_epoch, progress=bar, **fit_args)
     finally:
         bar.clear()
     return time.perf_counter() - start

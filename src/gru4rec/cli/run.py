@@ -37,6 +37,8 @@ examples:
     gru4rec run train.tsv -pf params.py -s model.pt
   evaluate a saved model with pessimistic tie handling:
     gru4rec run model.pt -l -t test.tsv -m 1 5 10 20 -e conservative
+  continue a saved model on new clicks (new items get rows), 2 epochs, and save it:
+    gru4rec run today.tsv --retrain model.pt -ps n_epochs=2 -s model_today.pt -t test.tsv
 """
 
 
@@ -50,7 +52,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH",
                    help="Training events (.tsv/.txt tab separated, .csv, .parquet or a pickled "
                         "pandas DataFrame), or a saved model file when -l is given.")
-    src = p.add_argument_group("where the model comes from (give exactly one)")
+    src = p.add_argument_group("where the model comes from (give exactly one of -ps, -pf, -l "
+                               "and --retrain; -ps or -pf may come with --retrain)")
     src.add_argument("-ps", "--parameter_string", metavar="PARAM_STRING",
                      help="Hyperparameters as name=value pairs joined by commas, e.g. "
                           "loss=bpr-max,layers=100,n_epochs=5. Booleans are True/False; "
@@ -61,6 +64,15 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                           ".toml file.")
     src.add_argument("-l", "--load_model", action="store_true",
                      help="PATH is a model saved with -s: load it instead of training.")
+    src.add_argument("--retrain", metavar="MODEL_PATH",
+                     help="Continue the model saved in MODEL_PATH on the events in PATH: "
+                          "items not seen before get new rows, known items keep theirs, and "
+                          "the optimiser continues from the state saved with the model. Its "
+                          "hyperparameters are the model's; -ps/-pf may change only the "
+                          "training ones (n_epochs, learning_rate, momentum, batch_size, ...).")
+    src.add_argument("--fresh_optimizer", action="store_true",
+                     help="With --retrain: start the optimiser state afresh instead of "
+                          "continuing the saved one.")
     _add_training_args(p.add_argument_group("training"))
     _add_evaluation_args(p.add_argument_group("evaluation"))
     data = p.add_argument_group("data columns")
@@ -77,6 +89,9 @@ def _add_training_args(group: argparse._ArgumentGroup) -> None:
     group.add_argument("-s", "--save_model", metavar="MODEL_PATH",
                        help="After training, write the model to this file. (Default: not "
                             "saved)")
+    group.add_argument("--slim", action="store_true",
+                       help="With -s: save without the optimiser state (a smaller file for "
+                            "serving; retraining it starts the optimiser afresh).")
     group.add_argument("-d", "--device", metavar="DEVICE",
                        help="cpu, cuda or cuda:N. (Default: cuda when available, else cpu)")
     group.add_argument("--seed", type=int, default=42,
@@ -144,13 +159,22 @@ def _check_args(args: argparse.Namespace) -> None:
     given = [flag for flag, on in (("-ps/--parameter_string", args.parameter_string is not None),
                                    ("-pf/--parameter_file", args.parameter_file is not None),
                                    ("-l/--load_model", args.load_model)) if on]
-    if not given:
+    if args.retrain is not None:
+        if args.load_model:
+            raise ConfigError("--retrain trains the model it loads; it cannot be used with "
+                              "-l/--load_model")
+        given = given if len(given) > 1 else []  # one of -ps and -pf: overrides
+    elif args.fresh_optimizer:
+        raise ConfigError("--fresh_optimizer applies to --retrain only")
+    if not given and args.retrain is None:
         raise ConfigError("nothing to train or load: give the hyperparameters with "
-                          "-ps/--parameter_string or -pf/--parameter_file, or load a saved "
-                          "model with -l/--load_model")
+                          "-ps/--parameter_string or -pf/--parameter_file, load a saved "
+                          "model with -l/--load_model, or continue one with --retrain")
     if len(given) > 1:
         raise ConfigError(f"{' and '.join(given)} cannot be used together; give exactly one "
                           "of -ps, -pf and -l")
+    if args.slim and args.save_model is None:
+        raise ConfigError("--slim applies to -s/--save_model; give the file to save to")
     if args.threads < 0:
         raise ConfigError(f"--threads must be >= 0 (0 = PyTorch's default), got {args.threads}")
     if args.log_primary_metric and not args.test:
@@ -177,18 +201,24 @@ def _check_paths(args: argparse.Namespace) -> None:
         if not target.parent.is_dir():
             raise ModelFileError(f"cannot save the model to {target}: folder {target.parent} "
                                  "does not exist; create it first")
+    if args.retrain is not None and not Path(args.retrain).is_file():
+        raise ModelFileError(f"model file {args.retrain} does not exist; check the --retrain "
+                             "path")
 
 
-def _read_config(args: argparse.Namespace) -> GRU4RecConfig:
-    """Parse -ps / -pf, print the original's SET lines, return the validated config."""
+def _read_config(args: argparse.Namespace, base: GRU4RecConfig | None = None) -> GRU4RecConfig:
+    """Parse -ps / -pf (over ``base``'s values when given), print the original's SET lines,
+    return the validated config."""
     from gru4rec.config import GRU4RecConfig, parse_param_file, parse_param_string
 
     if args.parameter_file is not None:
         params = parse_param_file(args.parameter_file)
         _say(f"Loaded parameters from file: {args.parameter_file}")
-    else:
+    elif args.parameter_string is not None:
         params = parse_param_string(args.parameter_string)
-    config = GRU4RecConfig.from_dict(params)
+    else:
+        params = {}
+    config = GRU4RecConfig.from_dict(params) if base is None else base.replace(**params)
     values = config.to_dict()
     for name in params:  # the order the user gave them in
         _say(f"SET {name} TO {values[name]} (type: {type(values[name])})")
@@ -217,10 +247,45 @@ def _train(args: argparse.Namespace, config: GRU4RecConfig, device: str) -> GRU4
     _say("Started training")
     seconds = fit_with_progress(model, events, _say)
     _say(f"Total training time: {seconds:.2f}s")
-    if args.save_model is not None:
-        _say(f"Saving trained model to: {args.save_model}")
-        model.save(args.save_model)
+    _save(args, model)
     return model
+
+
+def _retrain(args: argparse.Namespace, device: str) -> GRU4Rec:
+    """Load --retrain's model, apply -ps/-pf (training parameters only), continue it on
+    PATH's events, printing each epoch's line."""
+    from gru4rec.cli.progress import fit_with_progress
+    from gru4rec.model import GRU4Rec
+    from gru4rec.retraining import check_retrain_config
+
+    _say(f"Loading trained model from file: {args.retrain}")
+    model = GRU4Rec.load(args.retrain, device=device)
+    model.seed, model.static_shapes = args.seed, args.static_shapes
+    model.sample_store_size = args.sample_store_size
+    model.sample_store_on_cpu = args.sample_store_on_cpu
+    trained = model.config
+    model.config = _read_config(args, trained)
+    check_retrain_config(trained, model.config)  # before reading the data
+    if model.optimizer_state_ is None and not args.fresh_optimizer:
+        _say(f"{args.retrain} has no optimiser state (saved with --slim): the optimiser "
+             "starts afresh")
+    n_before = model.n_items
+    _say("Loading training data...")
+    events = _read(args.path, args)
+    _say("Started retraining")
+    seconds = fit_with_progress(model, events, _say, retrain=True,
+                                fresh_optimizer=args.fresh_optimizer)
+    _say(f"Total training time: {seconds:.2f}s")
+    _say(f"Items: {model.n_items} ({model.n_items - n_before} new)")
+    _save(args, model)
+    return model
+
+
+def _save(args: argparse.Namespace, model: GRU4Rec) -> None:
+    if args.save_model is not None:
+        _say(f"Saving trained model to: {args.save_model}"
+             + (" (slim: without the optimiser state)" if args.slim else ""))
+        model.save(args.save_model, optimizer=not args.slim)
 
 
 def _evaluate(args: argparse.Namespace, model: GRU4Rec, path: str) -> EvalResult:
@@ -258,6 +323,8 @@ def execute(args: argparse.Namespace) -> int:
         if args.load_model:
             _say(f"Loading trained model from file: {args.path}")
             model = GRU4Rec.load(args.path, device=device)
+        elif args.retrain is not None:
+            model = _retrain(args, device)
         else:
             model = _train(args, _read_config(args), device)
         results = [_evaluate(args, model, path) for path in args.test]

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gru4rec.checkpoints import Checkpoints, data_fingerprint
 from gru4rec.config import GRU4RecConfig
 from gru4rec.data.events import Events
 from gru4rec.data.io import read_events
@@ -101,6 +102,8 @@ class GRU4Rec:
 
     def fit(self, data: Any, *, session_key: str = "SessionId", item_key: str = "ItemId",
             time_key: str = "Time", retrain: bool = False, fresh_optimizer: bool = False,
+            checkpoint_dir: str | Path | None = None, keep_checkpoints: int = 3,
+            resume: bool = False,
             on_epoch: Callable[[EpochResult], None] | None = None,
             progress: Callable[[int, int], None] | None = None) -> GRU4Rec:
         """Train on a click log (path, DataFrame or Events); returns ``self``.
@@ -118,12 +121,20 @@ class GRU4Rec:
         :data:`~gru4rec.retraining.RETRAIN_PARAMS` (``n_epochs``, ``learning_rate``, ...).
         If retraining fails, the model is left as it was.
 
+        ``checkpoint_dir``: write a checkpoint there after every epoch, keeping the newest
+        ``keep_checkpoints`` (:mod:`gru4rec.checkpoints`); with ``resume=True`` the training
+        first continues from the newest valid one there (none: from the start), and ends
+        with the weights a run never interrupted would have (same device and seed).
+
         Raises:
             DataError: the data cannot be read, is malformed or lacks a column, or has no
                 session with 2 or more events.
             ConfigError: ``retrain`` with a changed parameter that is not retrainable, or
                 ``fresh_optimizer`` without ``retrain``.
             NotFittedError: ``retrain`` on a model that is not trained.
+            ConfigError / DataError (resume): the newest readable checkpoint was written
+                with other hyperparameters / for other data; ``resume`` without
+                ``checkpoint_dir``, or ``keep_checkpoints`` < 1.
             TrainingDivergedError: the loss became NaN or infinite; the model is then
                 unusable (it refuses to recommend, evaluate or save) until trained again
                 (when retraining: the model is the one before).
@@ -135,8 +146,11 @@ class GRU4Rec:
             check_retrain_config(self.net_.config, self.config)
         events = read_events(data, session_key=session_key, item_key=item_key,
                              time_key=time_key)
+        if resume and checkpoint_dir is None:
+            raise ConfigError("resume needs the checkpoint folder (checkpoint_dir)")
+        ckpt = (checkpoint_dir, keep_checkpoints, resume)
         if retrain:
-            return self._retrain(events, fresh_optimizer, on_epoch, progress)
+            return self._retrain(events, fresh_optimizer, on_epoch, progress, ckpt)
         index, sessions, support = self._training_sessions(events)
         gen = torch.Generator().manual_seed(self.seed)
         net = Network.initialize(len(index), self.config, gen, self.device)
@@ -148,7 +162,8 @@ class GRU4Rec:
         self.history_, self._diverged = [], False
         log.info("training on %d events, %d sessions, %d items", len(events),
                  sessions.n_sessions, len(index))
-        self._run_epochs(trainer, on_epoch, progress)
+        self._run_epochs(trainer, on_epoch, progress,
+                         self._checkpoints(*ckpt, index=index, sessions=sessions))
         for p in net.params.values():
             p.requires_grad_(False)
         self.optimizer_state_ = trainer.opt.state_dict()
@@ -156,7 +171,8 @@ class GRU4Rec:
 
     def _retrain(self, events: Events, fresh_optimizer: bool,
                  on_epoch: Callable[[EpochResult], None] | None,
-                 progress: Callable[[int, int], None] | None) -> GRU4Rec:
+                 progress: Callable[[int, int], None] | None,
+                 ckpt: tuple[str | Path | None, int, bool]) -> GRU4Rec:
         """``fit(retrain=True)``: train a grown copy, then take it over (all or nothing)."""
         gen = torch.Generator().manual_seed(self.seed)
         # a copy, so that a failed retraining leaves the model as it was
@@ -175,7 +191,8 @@ class GRU4Rec:
         history = self.history_
         self.history_ = []
         try:
-            self._run_epochs(trainer, on_epoch, progress)
+            self._run_epochs(trainer, on_epoch, progress, self._checkpoints(
+                *ckpt, index=grown.index, sessions=grown.sessions))
         except TrainingDivergedError as exc:
             self.history_, self._diverged = history, False
             raise TrainingDivergedError(f"{exc}; the model is the one before retraining") \
@@ -200,18 +217,37 @@ class GRU4Rec:
         return index, sessions, np.bincount(sessions.items, minlength=len(index))
 
     def _run_epochs(self, trainer: Trainer, on_epoch: Callable[[EpochResult], None] | None,
-                    progress: Callable[[int, int], None] | None) -> None:
-        """``n_epochs`` epochs; a diverged run marks the model unusable and re-raises."""
-        for _ in range(self.config.n_epochs):
+                    progress: Callable[[int, int], None] | None,
+                    checkpoints: tuple[Checkpoints, bool] | None = None) -> None:
+        """The epochs up to ``n_epochs``; a diverged run marks the model unusable and
+        re-raises. ``checkpoints``: (where, resume): first restore the newest valid
+        checkpoint when resuming, then write one after every epoch."""
+        if checkpoints is not None and checkpoints[1]:
+            done = checkpoints[0].resume(trainer)
+            if done is not None:
+                self.history_ = done
+        while trainer.epoch < self.config.n_epochs:
             try:
                 result = trainer.run_epoch(progress)
             except TrainingDivergedError:
                 self._diverged = True
                 raise
             self.history_.append(result)
+            if checkpoints is not None:
+                checkpoints[0].write(trainer, self.history_)
             log.info(result.line())
             if on_epoch is not None:
                 on_epoch(result)
+
+    def _checkpoints(self, folder: str | Path | None, keep: int, resume: bool,
+                     index: ItemIndex, sessions: SessionData
+                     ) -> tuple[Checkpoints, bool] | None:
+        if folder is None:
+            if resume:
+                raise ConfigError("resume needs the checkpoint folder (checkpoint_dir)")
+            return None
+        return Checkpoints(folder, self.config, data_fingerprint(index, sessions), keep), \
+            resume
 
     def check_fitted(self) -> None:
         """Check that the model can be used (trained or loaded, and not diverged).

@@ -25,7 +25,8 @@ from gru4rec.errors import ConfigError, ModelFileError
 from gru4rec.nn.network import Network
 from gru4rec.nn.optim import state_shapes
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "OptimizerState", "read_model_file", "write_model_file"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "OptimizerState", "read_model_file", "save_atomically",
+           "write_model_file"]
 
 FORMAT = "gru4rec-model"
 FORMAT_VERSION = 1
@@ -65,10 +66,24 @@ def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarr
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ModelFileError(f"cannot save the model to {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    save_atomically(payload, path)
+
+
+def save_atomically(payload: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in ``path``'s folder, flushed to disk, then renamed
+    onto ``path``: a reader (or a run killed at any moment) sees the old file or the new
+    one, never a part.
+
+    Raises:
+        OSError: the file cannot be written; the temporary file is removed and ``path`` is
+            left as it was.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

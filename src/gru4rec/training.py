@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -134,6 +135,38 @@ class Trainer:
         return NegativeSampler(support, self.cfg.n_sample, self.cfg.sample_alpha, size,
                                self.device, store_device, gen, max_batches=self.sched.n_steps,
                                backend=self.backend)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the next epochs depend on, as CPU tensors and plain values: the epoch
+        count, the weights, the optimiser state, the sample store and every random
+        generator (epoch order, dropout, sampling). :meth:`restore` on a trainer built the
+        same way continues exactly as this one would."""
+        store = self.sampler.store
+        return {
+            "epoch": self.epoch,
+            "params": {n: t.detach().cpu().clone() for n, t in self.net.params.items()},
+            "optimizer": {n: {k: t.cpu().clone() for k, t in st.items()}
+                          for n, st in self.opt.state_dict().items()},
+            "order_rng": self._order_rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device)
+            if self.device.type == "cuda" else None,
+            "sampler": store.state() if store is not None else None,
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot` (weights and state are copied in place)."""
+        self.epoch = int(snap["epoch"])
+        with torch.no_grad():  # the autograd step's parameters are leaves that need grad
+            for name, t in snap["params"].items():
+                self.net.params[name].copy_(t)
+        self.opt.load_state_dict(snap["optimizer"])
+        self._order_rng.bit_generator.state = snap["order_rng"]
+        torch.set_rng_state(snap["torch_rng"])
+        if snap["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(snap["cuda_rng"], self.device)
+        if self.sampler.store is not None:
+            self.sampler.store.restore(snap["sampler"])
 
     def run_epoch(self, progress: ProgressFn | None = None) -> EpochResult:
         """Train one epoch.

@@ -339,3 +339,35 @@ def test_retrain_option_errors_come_before_any_work(data, capsys, extra: list[st
     code, out, err = _run(capsys, "run", data["train"], *FAST, *extra)
     _assert_error(code, err, *fragments)
     assert out == []
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoints_and_resume_from_the_command_line(data, capsys, tmp_path) -> None:
+    folder = tmp_path / "ckpt"
+    code, out, err = _run(capsys, "run", data["train"], "-ps", TINY.replace("n_epochs=1",
+                          "n_epochs=2"), *FAST, "--checkpoint_dir", folder,
+                          "--keep_checkpoints", 1)
+    assert code == 0, err
+    assert [p.name for p in folder.iterdir()] == ["epoch-0002.ckpt"]
+    code, out, err = _run(capsys, "run", data["train"], "-ps", TINY.replace("n_epochs=1",
+                          "n_epochs=3"), *FAST, "--checkpoint_dir", folder, "--resume")
+    assert code == 0, err
+    assert [line.split(" ")[0] for line in out if line.startswith("Epoch")] == ["Epoch3"]
+    code, out, err = _run(capsys, "run", data["train"], "-ps", TINY + ",learning_rate=0.3",
+                          *FAST, "--checkpoint_dir", folder, "--resume")
+    _assert_error(code, err, "was written with other hyperparameters", "learning_rate")
+
+
+@pytest.mark.parametrize(("extra", "fragments"), [
+    (["--resume"], ["--resume needs --checkpoint_dir DIR"]),
+    (["--checkpoint_dir", "FILE"], ["is a file; give a folder"]),
+    (["--keep_checkpoints", "0"], ["positive integer"]),
+])
+def test_checkpoint_option_errors_come_before_any_work(data, capsys, extra: list[str],
+                                                       fragments: list[str]) -> None:
+    extra = [str(data["train"]) if a == "FILE" else a for a in extra]
+    code, out, err = _run(capsys, "run", data["train"], "-ps", TINY, *FAST, *extra)
+    _assert_error(code, err, *fragments)
+    assert out == []

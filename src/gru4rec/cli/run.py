@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gru4rec.cli.arguments import Subparsers, positive_int
 
@@ -92,6 +92,16 @@ def _add_training_args(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--slim", action="store_true",
                        help="With -s: save without the optimiser state (a smaller file for "
                             "serving; retraining it starts the optimiser afresh).")
+    group.add_argument("--checkpoint_dir", metavar="DIR",
+                       help="Write a checkpoint to DIR after every epoch (weights, optimiser "
+                            "and sampler state, random generators), keeping the newest "
+                            "--keep_checkpoints.")
+    group.add_argument("--keep_checkpoints", metavar="N", type=positive_int, default=3,
+                       help="How many checkpoints to keep in --checkpoint_dir. (Default: 3)")
+    group.add_argument("--resume", action="store_true",
+                       help="Continue from the newest valid checkpoint in --checkpoint_dir "
+                            "(same data and parameters; n_epochs may grow); the result "
+                            "equals an uninterrupted run's.")
     group.add_argument("-d", "--device", metavar="DEVICE",
                        help="cpu, cuda or cuda:N. (Default: cuda when available, else cpu)")
     group.add_argument("--seed", type=int, default=42,
@@ -173,6 +183,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if len(given) > 1:
         raise ConfigError(f"{' and '.join(given)} cannot be used together; give exactly one "
                           "of -ps, -pf and -l")
+    if args.resume and args.checkpoint_dir is None:
+        raise ConfigError("--resume needs --checkpoint_dir DIR (where the checkpoints are)")
+    if args.checkpoint_dir is not None and Path(args.checkpoint_dir).is_file():
+        raise ConfigError(f"--checkpoint_dir {args.checkpoint_dir} is a file; give a folder")
     if args.slim and args.save_model is None:
         raise ConfigError("--slim applies to -s/--save_model; give the file to save to")
     if args.threads < 0:
@@ -245,7 +259,7 @@ def _train(args: argparse.Namespace, config: GRU4RecConfig, device: str) -> GRU4
     _say("Loading training data...")
     events = _read(args.path, args)
     _say("Started training")
-    seconds = fit_with_progress(model, events, _say)
+    seconds = fit_with_progress(model, events, _say, **_checkpoint_args(args))
     _say(f"Total training time: {seconds:.2f}s")
     _save(args, model)
     return model
@@ -274,11 +288,17 @@ def _retrain(args: argparse.Namespace, device: str) -> GRU4Rec:
     events = _read(args.path, args)
     _say("Started retraining")
     seconds = fit_with_progress(model, events, _say, retrain=True,
-                                fresh_optimizer=args.fresh_optimizer)
+                                fresh_optimizer=args.fresh_optimizer,
+                                **_checkpoint_args(args))
     _say(f"Total training time: {seconds:.2f}s")
     _say(f"Items: {model.n_items} ({model.n_items - n_before} new)")
     _save(args, model)
     return model
+
+
+def _checkpoint_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {"checkpoint_dir": args.checkpoint_dir, "keep_checkpoints": args.keep_checkpoints,
+            "resume": args.resume}
 
 
 def _save(args: argparse.Namespace, model: GRU4Rec) -> None:

@@ -4,6 +4,7 @@ of the score columns that the logQ correction subtracts (docs/algorithm.md §4, 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,6 +68,18 @@ class SampleStore:
             idx = self._ops.sample_cdf(self._cdf, self._guide, u)
         self._store = idx.view(self.n_batches, self.n_sample)
         self._pos = 0
+
+    def state(self) -> dict[str, Any]:
+        """Where the store stands (its draws, position and generator state, on the CPU):
+        :meth:`restore` continues exactly from here."""
+        return {"store": self._store.cpu().clone(), "pos": self._pos,
+                "generator": self._gen.get_state()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state` of a store with the same settings."""
+        self._store = state["store"].to(self._device)
+        self._pos = int(state["pos"])
+        self._gen.set_state(state["generator"])
 
     def next(self) -> torch.Tensor:
         """(n_sample,) int64 item indices for the next mini-batch."""

@@ -170,3 +170,38 @@ def test_sigkill_at_three_random_moments_then_resume_gives_the_same_weights(
     subprocess.run([sys.executable, str(script), str(out), str(folder)], check=True, env=env)
     want = torch.load(ref, weights_only=True)
     _assert_same(torch.load(out, weights_only=True), want)
+
+
+def test_ctrl_c_stops_after_the_epochs_checkpoint_and_resume_finishes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    first = rng.integers(0, 60, size=2000)
+    items = ((first[:, None] + np.arange(6)[None, :]) % 60).ravel()
+    lines = ["SessionId\tItemId\tTime"] + [f"{i // 6}\t{item}\t{i}"
+                                           for i, item in enumerate(items.tolist())]
+    train = tmp_path / "train.tsv"
+    train.write_text("\n".join(lines) + "\n")
+    folder = tmp_path / "ckpt"
+    argv = [sys.executable, "-m", "gru4rec", "run", str(train), "-d", "cpu", "-ss", "5000",
+            "-ps", "layers=32,batch_size=16,n_sample=64,n_epochs=12", "--checkpoint_dir",
+            str(folder), "--keep_checkpoints", "12"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while not (folder / "epoch-0001.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "training stops after this epoch's checkpoint" in err and "Traceback" not in err
+    assert "stopped after epoch" in err
+    epochs = [line for line in out.splitlines() if line.startswith("Epoch")]
+    written = sorted(p.name for p in folder.glob("epoch-*.ckpt"))
+    # the epoch running at Ctrl-C finished, printed its line and wrote its checkpoint
+    assert 1 <= len(epochs) < 12 and written[-1] == f"epoch-{len(epochs):04d}.ckpt"
+    done = subprocess.run([*argv, "--resume"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    resumed = [line for line in done.stdout.splitlines() if line.startswith("Epoch")]
+    assert resumed[0].startswith(f"Epoch{len(epochs) + 1} ") and resumed[-1].startswith(
+        "Epoch12 ")

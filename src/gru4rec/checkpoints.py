@@ -17,7 +17,10 @@ import dataclasses
 import hashlib
 import logging
 import re
+import signal
+import threading
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 import numpy as np
@@ -29,7 +32,7 @@ from gru4rec.errors import ConfigError, DataError
 from gru4rec.model_file import save_atomically
 from gru4rec.training import EpochResult, Trainer
 
-__all__ = ["CHECKPOINT_FORMAT", "Checkpoints", "data_fingerprint"]
+__all__ = ["CHECKPOINT_FORMAT", "Checkpoints", "GracefulStop", "data_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -129,3 +132,32 @@ class Checkpoints:
             raise ConfigError(f"checkpoint {path} was written with other hyperparameters: "
                               f"{diff}; resume with the same ones, or give another "
                               "checkpoint folder")
+
+
+class GracefulStop:
+    """While active (a context manager), the first Ctrl-C (SIGINT) only sets
+    :attr:`requested`, so that training stops after the current epoch's checkpoint; a second
+    one interrupts at once (the previous checkpoint stays). Inactive outside the main
+    thread, where signal handlers cannot be set, and when ``enabled`` is False."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> GracefulStop:
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("interrupted: training stops after this epoch's checkpoint (Ctrl-C "
+                    "again to stop now; the last checkpoint stays)")
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous)

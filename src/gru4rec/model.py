@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gru4rec.checkpoints import Checkpoints, data_fingerprint
+from gru4rec.checkpoints import Checkpoints, GracefulStop, data_fingerprint
 from gru4rec.config import GRU4RecConfig
 from gru4rec.data.events import Events
 from gru4rec.data.io import read_events
@@ -226,18 +226,22 @@ class GRU4Rec:
             done = checkpoints[0].resume(trainer)
             if done is not None:
                 self.history_ = done
-        while trainer.epoch < self.config.n_epochs:
-            try:
-                result = trainer.run_epoch(progress)
-            except TrainingDivergedError:
-                self._diverged = True
-                raise
-            self.history_.append(result)
-            if checkpoints is not None:
-                checkpoints[0].write(trainer, self.history_)
-            log.info(result.line())
-            if on_epoch is not None:
-                on_epoch(result)
+        with GracefulStop(enabled=checkpoints is not None) as stop:
+            while trainer.epoch < self.config.n_epochs:
+                try:
+                    result = trainer.run_epoch(progress)
+                except TrainingDivergedError:
+                    self._diverged = True
+                    raise
+                self.history_.append(result)
+                path = checkpoints[0].write(trainer, self.history_) if checkpoints else None
+                log.info(result.line())
+                if on_epoch is not None:
+                    on_epoch(result)
+                if stop.requested:
+                    log.warning("stopped after epoch %d; checkpoint %s written (resume "
+                                "continues from it)", trainer.epoch, path)
+                    raise KeyboardInterrupt
 
     def _checkpoints(self, folder: str | Path | None, keep: int, resume: bool,
                      index: ItemIndex, sessions: SessionData

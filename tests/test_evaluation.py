@@ -157,3 +157,19 @@ def test_evaluate_missing_test_file(fitted: GRU4Rec, tmp_path: Path) -> None:
         evaluate(fitted, tmp_path / "absent.tsv")
     with pytest.raises(DataError, match="file does not exist"):
         GRU4Rec(device="cpu").fit(tmp_path / "absent.tsv")
+
+
+def test_target_items_count_only_the_predictions_of_those_targets(fitted,
+                                                                  successor_test) -> None:
+    whole = evaluate(fitted, successor_test, cutoffs=[1, 20])
+    targets = successor_test.item.reshape(100, 6)[:, 1:]  # every prediction's target
+    few = {3, 7, 11}
+    part = evaluate(fitted, successor_test, cutoffs=[1, 20], target_items=few | {"nope"})
+    assert part.n_predictions == int(np.isin(targets, list(few)).sum())
+    rest = evaluate(fitted, successor_test, cutoffs=[1, 20],
+                    target_items=set(range(50)) - few)
+    assert 0 < part.n_predictions and part.n_predictions + rest.n_predictions == \
+        whole.n_predictions
+    for key in ("Recall@1", "MRR@20"):  # the two parts make up the whole
+        total = part.n_predictions * part[key] + rest.n_predictions * rest[key]
+        assert total == pytest.approx(whole.n_predictions * whole[key])

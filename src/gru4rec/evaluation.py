@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from gru4rec.data.batching import DeviceSchedule, build_schedule
@@ -74,7 +75,7 @@ def evaluate(model: GRU4Rec, test: Any, *, cutoffs: Sequence[int] = (20,),
              mode: str = "standard", batch_size: int = 512,
              test_against_items: int | None = None, session_key: str = "SessionId",
              item_key: str = "ItemId", time_key: str = "Time",
-             seed: int = 42) -> EvalResult:
+             seed: int = 42, target_items: Collection[Any] | None = None) -> EvalResult:
     """Evaluate ``model`` on test sessions (path, DataFrame or Events).
 
     Args:
@@ -85,13 +86,17 @@ def evaluate(model: GRU4Rec, test: Any, *, cutoffs: Sequence[int] = (20,),
             items (plus itself). Use only with catalogues of millions of items, N >= 50,000.
         session_key, item_key, time_key: the column names of the test data.
         seed: seeds the random tie-breaking.
+        target_items: count only the predictions whose target is one of these item ids
+            (e.g. the items a retraining added); ids the model does not know are ignored.
+            The sessions still run through every event.
 
     Raises:
         NotFittedError: the model is not trained, or its training diverged.
         ConfigError: ``cutoffs`` is not a non-empty list of positive ints, ``mode`` is not
             one of the four tie modes, or ``batch_size`` / ``test_against_items`` is < 1.
         DataError: the test data cannot be read, is malformed or lacks a column, or leaves
-            no prediction (no test session has 2 or more events of known items).
+            no prediction (no test session has 2 or more events of known items, or no
+            target is in ``target_items``).
     """
     model.check_fitted()
     _check_options(mode, batch_size, test_against_items)
@@ -101,7 +106,21 @@ def evaluate(model: GRU4Rec, test: Any, *, cutoffs: Sequence[int] = (20,),
     sessions, n_dropped = group_sessions(events, model.item_index_)
     if n_dropped:
         log.warning("dropped %d test events with items unknown to the model", n_dropped)
-    _replay(model, sessions, batch_size, _ranker(model, mode, seed, test_against_items), acc)
+    counted = None
+    if target_items is not None:  # (n_items,) bool: which targets count
+        ints: list[int] = []
+        texts: list[str] = []
+        for item in target_items:  # apart: in one array a mix of ints and strings is all text
+            if isinstance(item, int | np.integer) and not isinstance(item, bool):
+                ints.append(int(item))
+            else:
+                texts.append(str(item))
+        idx = np.concatenate([model.item_index_.lookup(np.asarray(ints, dtype=np.int64)),
+                              model.item_index_.lookup(np.asarray(texts, dtype=str))])
+        counted = torch.zeros(model.n_items, dtype=torch.bool, device=model.net_.device)
+        counted[torch.as_tensor(idx[idx >= 0], device=counted.device)] = True
+    _replay(model, sessions, batch_size, _ranker(model, mode, seed, test_against_items), acc,
+            counted)
     metrics = acc.result()
     n = int(metrics.pop("n"))
     return EvalResult(metrics, n, n_dropped, time.perf_counter() - start,
@@ -118,9 +137,10 @@ def _check_options(mode: str, batch_size: int, test_against_items: int | None) -
 
 
 def _replay(model: GRU4Rec, sessions: SessionData, batch_size: int, rank: Ranker,
-            acc: MetricAccumulator) -> None:
+            acc: MetricAccumulator, counted: torch.Tensor | None = None) -> None:
     """Run the test sessions session-parallel from zero states; after every event but the
-    last of a session, add the rank of its next item (``rank(h, targets)``) to ``acc``."""
+    last of a session, add the rank of its next item (``rank(h, targets)``) to ``acc``
+    (only for targets where the (n_items,) mask ``counted`` is True, when given)."""
     net = model.net_
     sched = DeviceSchedule(build_schedule(sessions, batch_size), net.device)
     with torch.inference_mode():
@@ -129,7 +149,11 @@ def _replay(model: GRU4Rec, sessions: SessionData, batch_size: int, rank: Ranker
             state = sched.carry_state(t, state)
             inp, tgt = sched.step(t)
             state = net.hidden(net.input_rows(inp), state, training=False)
-            acc.update(rank(state[-1], tgt))
+            if counted is None:
+                acc.update(rank(state[-1], tgt))
+            else:
+                keep = counted[tgt]
+                acc.update(rank(state[-1][keep], tgt[keep]))
 
 
 def _ranker(model: GRU4Rec, mode: str, seed: int, test_against_items: int | None) -> Ranker:

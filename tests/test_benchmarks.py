@@ -31,3 +31,25 @@ def test_grid_point_reports_its_measurements(bench, loss: str, static: bool) -> 
     assert row["events_per_s"] <= row["mb_per_s"] * 8 + 1  # at most B examples a step
     table = bench.table([row])
     assert table.splitlines()[2].startswith(f"| {loss} | 800 | 16 | 8 |")
+
+
+def _module(name: str):  # noqa: ANN202  (a script of benchmarks/, loaded by path)
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_retrain_benchmark_splits_days_by_session_start_and_releases_items() -> None:
+    retrain = _module("retrain")
+    events = retrain._events("synthetic", Path("."), days=4)
+    days = retrain._day_slices(events)
+    assert len(days) == 4 and sum(len(d.item) for d in days) == len(events.item)
+    sessions = [set(d.session.tolist()) for d in days]
+    assert all(not (a & b) for i, a in enumerate(sessions) for b in sessions[i + 1:])
+    seen = set(days[0].item.tolist())
+    assert any(set(d.item.tolist()) - seen for d in days[1:])  # items released later

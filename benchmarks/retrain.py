@@ -110,6 +110,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--retrain-epochs", type=int, default=None,
                     help="epochs of each retraining (default: the preset's)")
+    ap.add_argument("--retrain-lr", type=float, default=None,
+                    help="learning rate of each retraining (default: the preset's)")
     ap.add_argument("--fresh-optimizer", action="store_true",
                     help="retrain from fresh optimiser state instead of the saved one")
     ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
@@ -130,6 +132,8 @@ def main() -> int:
         start = time.perf_counter()
         if args.retrain_epochs is not None:
             model.config = model.config.replace(n_epochs=args.retrain_epochs)
+        if args.retrain_lr is not None:
+            model.config = model.config.replace(learning_rate=args.retrain_lr)
         model.fit(days[d], retrain=True, fresh_optimizer=args.fresh_optimizer)
         retrain_s = time.perf_counter() - start
         start = time.perf_counter()
@@ -150,6 +154,7 @@ def main() -> int:
     summary = {"recall20_ratio_mean": ratio, "time_ratio": time_ratio}
     result = {"benchmark": "retrain", "dataset": args.dataset, "preset": args.preset,
               "seed": args.seed, "initial_days": k, "retrain_epochs": args.retrain_epochs,
+              "retrain_lr": args.retrain_lr,
               "fresh_optimizer": args.fresh_optimizer, "days": rows, "summary": summary}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))

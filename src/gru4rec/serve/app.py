@@ -150,6 +150,7 @@ def _load(source: str | Path | GRU4Rec, settings: ServeSettings) -> _Service:
         model, sha = source, _model_sha256(source)
     else:
         model, sha = GRU4Rec.load(source, device="cpu"), _file_sha256(Path(source))
+        model.optimizer_state_ = None  # only retraining needs it: no RAM for it per worker
     store = make_store(settings.redis_url, settings.session_ttl, settings.max_sessions, sha,
                        settings.redis_timeout)
     tracker = model.session_tracker(store, max_items=settings.max_session_length)

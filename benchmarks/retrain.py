@@ -49,10 +49,8 @@ def _events(name: str, data_dir: Path, days: int) -> Any:
         folder = data_dir / "yoochoose100k"
         if not folder.is_dir():
             raise SystemExit(f"error: {folder} does not exist (pass --data-dir)")
-        parts = [read_events(folder / f"yoochoose-clicks-100k_{p}.txt")
-                 for p in ("train_full", "test")]
-        return Events(*(np.concatenate([getattr(p, f) for p in parts])
-                        for f in ("session", "item", "time")))
+        return _concat([read_events(folder / f"yoochoose-clicks-100k_{p}.txt")
+                        for p in ("train_full", "test")])
     ev = make_sessions(n_items=5000, n_sessions=30_000, mean_length=5.0, seed=0,
                        time_span=days * DAY)
     rng = np.random.default_rng(1)

@@ -14,13 +14,13 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from gru4rec.data.batching import DeviceSchedule, build_schedule
 from gru4rec.data.io import read_events
 from gru4rec.data.sessions import SessionData, group_sessions
 from gru4rec.errors import ConfigError
+from gru4rec.inference import lookup
 from gru4rec.metrics import MetricAccumulator, check_mode, target_ranks, target_ranks_chunked
 from gru4rec.model import GRU4Rec
 
@@ -108,15 +108,7 @@ def evaluate(model: GRU4Rec, test: Any, *, cutoffs: Sequence[int] = (20,),
         log.warning("dropped %d test events with items unknown to the model", n_dropped)
     counted = None
     if target_items is not None:  # (n_items,) bool: which targets count
-        ints: list[int] = []
-        texts: list[str] = []
-        for item in target_items:  # apart: in one array a mix of ints and strings is all text
-            if isinstance(item, int | np.integer) and not isinstance(item, bool):
-                ints.append(int(item))
-            else:
-                texts.append(str(item))
-        idx = np.concatenate([model.item_index_.lookup(np.asarray(ints, dtype=np.int64)),
-                              model.item_index_.lookup(np.asarray(texts, dtype=str))])
+        idx = lookup(model.item_index_, target_items)
         counted = torch.zeros(model.n_items, dtype=torch.bool, device=model.net_.device)
         counted[torch.as_tensor(idx[idx >= 0], device=counted.device)] = True
     _replay(model, sessions, batch_size, _ranker(model, mode, seed, test_against_items), acc,

@@ -141,13 +141,13 @@ class GRU4Rec:
         """
         if fresh_optimizer and not retrain:
             raise ConfigError("fresh_optimizer applies to retrain=True only")
+        if resume and checkpoint_dir is None:
+            raise ConfigError("resume needs the checkpoint folder (checkpoint_dir)")
         if retrain:
             self.check_fitted()
             check_retrain_config(self.net_.config, self.config)
         events = read_events(data, session_key=session_key, item_key=item_key,
                              time_key=time_key)
-        if resume and checkpoint_dir is None:
-            raise ConfigError("resume needs the checkpoint folder (checkpoint_dir)")
         ckpt = (checkpoint_dir, keep_checkpoints, resume)
         if retrain:
             return self._retrain(events, fresh_optimizer, on_epoch, progress, ckpt)
@@ -162,8 +162,7 @@ class GRU4Rec:
         self.history_, self._diverged = [], False
         log.info("training on %d events, %d sessions, %d items", len(events),
                  sessions.n_sessions, len(index))
-        self._run_epochs(trainer, on_epoch, progress,
-                         self._checkpoints(*ckpt, index=index, sessions=sessions))
+        self._run_epochs(trainer, on_epoch, progress, ckpt, index, sessions)
         for p in net.params.values():
             p.requires_grad_(False)
         self.optimizer_state_ = trainer.opt.state_dict()
@@ -175,9 +174,13 @@ class GRU4Rec:
                  ckpt: tuple[str | Path | None, int, bool]) -> GRU4Rec:
         """``fit(retrain=True)``: train a grown copy, then take it over (all or nothing)."""
         gen = torch.Generator().manual_seed(self.seed)
-        # a copy, so that a failed retraining leaves the model as it was
-        copy = Network({n: t.clone() for n, t in self.net_.params.items()}, self.config)
-        grown = grow(copy, self.item_index_, self.item_support_, events, self.config, gen)
+        grown = grow(Network(self.net_.params, self.config), self.item_index_,
+                     self.item_support_, events, self.config, gen)
+        # train copies, so that a failed retraining leaves the model as it was (grown item
+        # tables already are new tensors)
+        for name, t in grown.net.params.items():
+            if t is self.net_.params[name]:
+                grown.net.params[name] = t.clone()
         state = None if fresh_optimizer else self.optimizer_state_
         if state is None and not fresh_optimizer:
             log.warning("this model has no optimiser state (its file was saved without it): "
@@ -191,8 +194,7 @@ class GRU4Rec:
         history = self.history_
         self.history_ = []
         try:
-            self._run_epochs(trainer, on_epoch, progress, self._checkpoints(
-                *ckpt, index=grown.index, sessions=grown.sessions))
+            self._run_epochs(trainer, on_epoch, progress, ckpt, grown.index, grown.sessions)
         except TrainingDivergedError as exc:
             self.history_, self._diverged = history, False
             raise TrainingDivergedError(f"{exc}; the model is the one before retraining") \
@@ -218,12 +220,17 @@ class GRU4Rec:
 
     def _run_epochs(self, trainer: Trainer, on_epoch: Callable[[EpochResult], None] | None,
                     progress: Callable[[int, int], None] | None,
-                    checkpoints: tuple[Checkpoints, bool] | None = None) -> None:
+                    ckpt: tuple[str | Path | None, int, bool], index: ItemIndex,
+                    sessions: SessionData) -> None:
         """The epochs up to ``n_epochs``; a diverged run marks the model unusable and
-        re-raises. ``checkpoints``: (where, resume): first restore the newest valid
-        checkpoint when resuming, then write one after every epoch."""
-        if checkpoints is not None and checkpoints[1]:
-            done = checkpoints[0].resume(trainer)
+        re-raises. ``ckpt`` = (checkpoint folder or None, how many to keep, resume): first
+        restore the newest valid checkpoint when resuming, then write one after every
+        epoch (of the data ``index`` and ``sessions``)."""
+        folder, keep, resume = ckpt
+        checkpoints = None if folder is None else \
+            Checkpoints(folder, self.config, data_fingerprint(index, sessions), keep)
+        if checkpoints is not None and resume:
+            done = checkpoints.resume(trainer)
             if done is not None:
                 self.history_ = done
         with GracefulStop(enabled=checkpoints is not None) as stop:
@@ -234,7 +241,7 @@ class GRU4Rec:
                     self._diverged = True
                     raise
                 self.history_.append(result)
-                path = checkpoints[0].write(trainer, self.history_) if checkpoints else None
+                path = checkpoints.write(trainer, self.history_) if checkpoints else None
                 log.info(result.line())
                 if on_epoch is not None:
                     on_epoch(result)
@@ -242,16 +249,6 @@ class GRU4Rec:
                     log.warning("stopped after epoch %d; checkpoint %s written (resume "
                                 "continues from it)", trainer.epoch, path)
                     raise KeyboardInterrupt
-
-    def _checkpoints(self, folder: str | Path | None, keep: int, resume: bool,
-                     index: ItemIndex, sessions: SessionData
-                     ) -> tuple[Checkpoints, bool] | None:
-        if folder is None:
-            if resume:
-                raise ConfigError("resume needs the checkpoint folder (checkpoint_dir)")
-            return None
-        return Checkpoints(folder, self.config, data_fingerprint(index, sessions), keep), \
-            resume
 
     def check_fitted(self) -> None:
         """Check that the model can be used (trained or loaded, and not diverged).

@@ -208,10 +208,12 @@ def test_tracker_bad_input(make_model) -> None:
 def test_tracker_uses_the_given_store(make_model) -> None:
     store = MemoryStore(max_sessions=10)
     assert isinstance(store, SessionStore)
-    make_model().session_tracker(store).step(["a"], [101])
+    tracker = make_model().session_tracker(store)
+    tracker.step(["a"], [101])
     state = store.get_many(["a"])[0]
     assert state.hidden.dtype == np.float32 and state.hidden.shape == (22,)
-    assert state.items.tolist() == [1] and state.length == 1
+    assert state.items.tolist() == [101] and state.length == 1  # item ids, not indices
+    assert state.model == tracker.model_tag and len(tracker.model_tag) == 16
 
 
 # ----------------------------------------------------------------------------- item ids
@@ -224,3 +226,62 @@ def test_coerce_ids_follows_the_model_id_type() -> None:
     assert coerce_ids(int_index, ["42", 1, "042", "+4", "a", "-3"]) == [42, 1, "042", "+4",
                                                                          "a", -3]
     assert coerce_ids(str_index, [1, "a", True]) == ["1", "a", True]
+
+
+# ----------------------------------------------------------------------------- model change
+
+
+def test_a_state_of_another_model_is_rebuilt_by_replaying_its_clicks(make_model) -> None:
+    old = make_model(30, layers=(12, 10), seed=0)  # ids 100..129
+    new = make_model(35, layers=(9,), seed=3)  # other weights and layers; knows 130..134 too
+    store = MemoryStore()
+    t_old, t_new = old.session_tracker(store), new.session_tracker(store)
+    assert t_old.model_tag != t_new.model_tag
+    assert old.session_tracker().model_tag == t_old.model_tag  # a tag names the weights
+    clicks = [101, 131, 102, 999, 103]  # 131: new item, unknown to the old model; 999: to both
+    for item in clicks:
+        res = t_old.step(["s"], [item], k=5)
+    assert res.lengths.tolist() == [3]
+    got = t_new.step(["s"], [104], k=8)
+    # as if the new model had served the session from its first click
+    fresh = new.session_tracker()
+    for item in clicks:
+        fresh.step(["s"], [item])
+    want = fresh.step(["s"], [104], k=8)
+    whole = new.recommend([clicks + [104]], k=8)
+    assert got.lengths.tolist() == want.lengths.tolist() == [5]
+    np.testing.assert_array_equal(got.items, want.items)
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
+    np.testing.assert_allclose(got.scores, whole.scores, atol=1e-5)
+    assert store.get_many(["s"])[0].model == t_new.model_tag
+    assert t_new.get("s").items == [101, 131, 102, 103, 104]  # the ids it knows
+    # and back: the old model rebuilds it again from the same clicks
+    back = t_old.step(["s"], [105], k=5, exclude_seen=True)
+    want_old = old.recommend([clicks + [104, 105]], k=5, exclude_seen=True)
+    assert back.lengths.tolist() == [5] and t_old.get("s").items == [101, 102, 103, 104, 105]
+    np.testing.assert_array_equal(back.items, want_old.items)
+    np.testing.assert_allclose(back.scores, want_old.scores, atol=1e-5)
+
+
+def test_a_rebuilt_capped_session_replays_its_kept_clicks(make_model) -> None:
+    old, new = make_model(30, seed=0), make_model(30, seed=5)
+    store = MemoryStore()
+    t_old = old.session_tracker(store, max_items=3)
+    for item in [101, 102, 103, 104, 105]:
+        t_old.step(["s"], [item])
+    got = new.session_tracker(store, max_items=3).step(["s"], [106], k=5)
+    want = new.recommend([[103, 104, 105, 106]], k=5)  # what the kept clicks give
+    assert got.lengths.tolist() == [6]  # the clicks that fell out still count
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
+
+
+def test_which_unknown_clicks_a_session_keeps(make_model) -> None:
+    store = MemoryStore()
+    ints = make_model(5).session_tracker(store)
+    res = ints.step(["i"] * 3, [100, "abc", 999])  # a str never names an item of int ids
+    ints.step(["i"], [2**70])  # nor does an int beyond int64
+    assert res.lengths.tolist() == [1, 1, 1]
+    assert store.get_many(["i"])[0].items.tolist() == [100, 999]
+    strs = make_model(5, ids=["a", "b", "c", "d", "e"]).session_tracker(store)
+    strs.step(["s"] * 4, ["a", 7, "x" * 300, "zz"])  # ints become text; over-long ids are not
+    assert store.get_many(["s"])[0].items.tolist() == ["a", "7", "zz"]

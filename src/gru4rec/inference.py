@@ -22,6 +22,8 @@ Rules shared by both paths:
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +40,11 @@ from gru4rec.nn.network import Network
 from gru4rec.session_store import MemoryStore, SessionState, SessionStore
 
 __all__ = ["ItemFilter", "Recommendations", "SessionInfo", "SessionTracker", "coerce_ids",
-           "lookup", "recommend_sessions", "replay"]
+           "lookup", "model_fingerprint", "recommend_sessions", "replay"]
+
+log = logging.getLogger(__name__)
+_NO_ITEMS = np.zeros(0, dtype=np.int64)
+_MAX_ID_CHARS = 256  # longer unknown ids are not kept in a session (bounded state size)
 
 
 @dataclass(frozen=True)
@@ -225,6 +231,16 @@ def recommend_sessions(net: Network, index: ItemIndex, sessions: Sequence[Sequen
                            filt.n_unknown if filt is not None else 0)
 
 
+def model_fingerprint(net: Network, index: ItemIndex) -> str:
+    """SHA-256 (hex) of a network's weights and its item ids: equal for equal models."""
+    h = hashlib.sha256()
+    for name in sorted(net.params):
+        h.update(name.encode())
+        h.update(net.params[name].detach().cpu().contiguous().numpy().tobytes())
+    h.update(repr(index.to_list()).encode())
+    return h.hexdigest()
+
+
 def _scorer(net: Network) -> Callable[[torch.Tensor], torch.Tensor]:
     """Scores of a few states against every item: (M, H_last) -> (M, n_items), on the
     backend of the network's device (:meth:`gru4rec.backend.TorchOps.scorer`: a compiled
@@ -239,8 +255,15 @@ class SessionTracker:
         net, item_index: a trained network and its item index (use
             :meth:`GRU4Rec.session_tracker`).
         store: where the states live; default an in-process :class:`MemoryStore`.
-        max_items: keep at most this many most recent seen items per session (for
-            ``exclude_seen`` and :meth:`get`); the hidden state still summarises every event.
+        max_items: keep at most this many most recent clicked items per session (for
+            ``exclude_seen``, :meth:`get` and rebuilding); the hidden state still summarises
+            every event.
+        model_tag: names this model in the states it writes (default: the first 16 hex digits
+            of :func:`model_fingerprint`). A state written under another tag (another model
+            serving the same store, e.g. before a model reload) is rebuilt on its next event:
+            its kept items are replayed from a zero state through this model, so the session
+            goes on as if this model had seen it from the start (up to the ``max_items`` most
+            recent clicks).
 
     Session ids are strings (other values are converted with ``str``). One tracker is not
     meant to step the same session from several threads at once.
@@ -250,18 +273,22 @@ class SessionTracker:
     """
 
     def __init__(self, net: Network, item_index: ItemIndex, store: SessionStore | None = None,
-                 *, max_items: int | None = None) -> None:
+                 *, max_items: int | None = None, model_tag: str | None = None) -> None:
         if max_items is not None and (not isinstance(max_items, int) or max_items < 1):
             raise ConfigError(f"max_items must be a positive integer or None, got {max_items!r}")
         self.net, self.index = net, item_index
         self.store: SessionStore = store if store is not None else MemoryStore()
         self.max_items = max_items
+        self.model_tag = (model_tag if model_tag is not None
+                          else model_fingerprint(net, item_index)[:16])
         self._splits = list(net.layers)
         self._scorer = _scorer(net)
+        self._str_ids = item_index.ids.dtype.kind == "U"
 
     def _fresh(self) -> SessionState:
         hidden = np.zeros(sum(self._splits), dtype=np.float32)
-        return SessionState(hidden, np.zeros(0, dtype=np.int64), 0, time.time())
+        return SessionState(hidden, np.zeros(0, dtype=self.index.ids.dtype), 0, time.time(),
+                            self.model_tag)
 
     @torch.inference_mode()
     def step(self, session_ids: Sequence[Any], item_ids: Sequence[Any], k: int = 20, *,
@@ -270,7 +297,8 @@ class SessionTracker:
              candidates: Collection[Any] | None = None) -> Recommendations:
         """Apply one event per entry (``session_ids[j]`` clicked ``item_ids[j]``) and return
         the top-k after each. The same session twice in a batch is applied in order. An
-        unknown item does not advance its session (``unknown[j] == 1``).
+        unknown item does not advance its session (``unknown[j] == 1``), but it is kept among
+        the session's clicks (a later model that knows it replays it).
 
         Returns:
             :class:`Recommendations` with (M, k') items and scores, (M,) unknown flags and
@@ -290,10 +318,13 @@ class SessionTracker:
         k = check_k(k)
         filt = ItemFilter.build(self.index, exclude, candidates, self.net.device)
         idx = lookup(self.index, item_ids)
+        clicked = [self.index.ids[i] if i >= 0 else self._storable(x)
+                   for i, x in zip(idx.tolist(), item_ids, strict=True)]
         unique = list(dict.fromkeys(sids))
         states = {s: st if st is not None else self._fresh()
                   for s, st in zip(unique, self.store.get_many(unique), strict=True)}
-        rows, seen, lengths = self._apply(sids, idx, states)
+        self._rebuild([st for st in states.values() if st.model != self.model_tag])
+        rows, seen, lengths = self._apply(sids, idx, clicked, states)
         now = time.time()
         for st in states.values():
             st.last_access = now
@@ -301,23 +332,57 @@ class SessionTracker:
         h = torch.from_numpy(rows).to(self.net.device)  # (M, H_last)
         scores = self._scorer(h)  # (M, n_items)
         excl = [exclude_seen] * len(sids) if isinstance(exclude_seen, bool) else exclude_seen
-        seen = [s if e else s[:0] for s, e in zip(seen, excl, strict=True)]
-        ind, vals = top_k(scores, k, filt, seen)
+        seen_idx = [self._known(s) if e else _NO_ITEMS
+                    for s, e in zip(seen, excl, strict=True)]
+        ind, vals = top_k(scores, k, filt, seen_idx)
         return Recommendations(self.index.ids[ind], vals, (idx < 0).astype(np.int64),
                                filt.n_unknown if filt is not None else 0, lengths)
 
-    def _apply(self, sids: list[str], idx: np.ndarray, states: dict[str, SessionState]
+    def _storable(self, item: Any) -> Any:
+        """An unknown clicked id as it can be kept in a state (``None``: it cannot, e.g. a
+        string for a model of integer ids, which no model of that kind will ever know)."""
+        if isinstance(item, bool):
+            return None
+        if self._str_ids:
+            item = str(item) if isinstance(item, int | np.integer) else item
+            return item if isinstance(item, str) and len(item) <= _MAX_ID_CHARS else None
+        ok = isinstance(item, int | np.integer) and -(2**63) <= int(item) < 2**63
+        return int(item) if ok else None
+
+    def _known(self, items: np.ndarray) -> np.ndarray:
+        """(L,) kept item ids -> the indices of those this model knows, in order."""
+        if len(items) == 0:
+            return _NO_ITEMS
+        idx = self.index.lookup(items)
+        return idx[idx >= 0]
+
+    def _rebuild(self, stale: list[SessionState]) -> None:
+        """States computed by another model: replay their kept items through this one, from a
+        zero state (one batched GRU step per position), and adopt them."""
+        if not stale:
+            return
+        known = [self._known(st.items) for st in stale]
+        flat = torch.cat(replay(self.net, known), dim=1).cpu().numpy()  # (n, sum H_i)
+        for row, (st, seq) in enumerate(zip(stale, known, strict=True)):
+            # events beyond the kept items cannot be replayed; they still count in length
+            st.length = len(seq) + max(0, st.length - len(st.items))
+            st.hidden, st.model = flat[row], self.model_tag
+        log.info("rebuilt %d session state(s) written by another model", len(stale))
+
+    def _apply(self, sids: list[str], idx: np.ndarray, clicked: list[Any],
+               states: dict[str, SessionState]
                ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         """Advance the states in rounds (round r = the r-th event of each session).
 
-        Returns (M, H_last) output states, the seen items and the length after each event."""
+        Returns (M, H_last) output states, the kept clicked ids and the length after each
+        event."""
         occ = np.empty(len(sids), dtype=np.int64)  # occurrence number of each entry
         count: dict[str, int] = {}
         for j, s in enumerate(sids):
             n = count.get(s, 0)
             occ[j], count[s] = n, n + 1
         out = np.empty((len(sids), self._splits[-1]), dtype=np.float32)
-        seen: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(sids)
+        seen: list[np.ndarray] = [_NO_ITEMS] * len(sids)
         lengths = np.zeros(len(sids), dtype=np.int64)
         for r in range(int(occ.max(initial=-1)) + 1):
             entries = np.flatnonzero(occ == r)
@@ -325,6 +390,11 @@ class SessionTracker:
             self._advance([sids[j] for j in known], idx[known], states)
             for j in entries.tolist():
                 st = states[sids[j]]
+                if clicked[j] is not None:
+                    items = np.append(st.items, clicked[j])
+                    if self.max_items is not None and len(items) > self.max_items:
+                        items = items[-self.max_items:]
+                    st.items = items
                 out[j], seen[j], lengths[j] = st.hidden[-self._splits[-1]:], st.items, st.length
         return out, seen, lengths
 
@@ -340,15 +410,13 @@ class SessionTracker:
         x = net.input_rows(torch.as_tensor(idx, device=net.device))
         new = net.hidden(x, list(torch.split(h, self._splits, dim=1)), training=False)
         new_flat = torch.cat(new, dim=1).cpu().numpy()  # (M, sum H_i), fresh memory
-        for row, (sid, item) in enumerate(zip(sids, idx.tolist(), strict=True)):
+        for row, sid in enumerate(sids):
             st = states[sid]
-            items = np.append(st.items, item)
-            if self.max_items is not None and len(items) > self.max_items:
-                items = items[-self.max_items:]
-            st.hidden, st.items, st.length = new_flat[row], items, st.length + 1
+            st.hidden, st.length = new_flat[row], st.length + 1
 
     def get(self, session_id: Any) -> SessionInfo | None:
-        """Length, seen item ids and last access of a live session (``None`` if absent).
+        """Length, kept item ids (those this model knows) and last access of a live session
+        (``None`` if absent).
 
         Raises:
             StoreUnavailableError: the store cannot be reached (e.g. Redis is down).
@@ -356,8 +424,8 @@ class SessionTracker:
         st = self.store.get_many([str(session_id)])[0]
         if st is None:
             return None
-        return SessionInfo(str(session_id), st.length, self.index.ids[st.items].tolist(),
-                           st.last_access)
+        return SessionInfo(str(session_id), st.length,
+                           self.index.ids[self._known(st.items)].tolist(), st.last_access)
 
     def delete(self, session_id: Any) -> bool:
         """Forget a session; True when it existed.

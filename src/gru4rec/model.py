@@ -318,17 +318,21 @@ class GRU4Rec:
         return result
 
     def session_tracker(self, store: SessionStore | None = None, *,
-                        max_items: int | None = None) -> SessionTracker:
+                        max_items: int | None = None,
+                        model_tag: str | None = None) -> SessionTracker:
         """A :class:`~gru4rec.inference.SessionTracker` for live sessions of this model: each
         event costs one GRU step. ``store`` defaults to an in-process LRU
-        (:class:`~gru4rec.session_store.MemoryStore`).
+        (:class:`~gru4rec.session_store.MemoryStore`); ``model_tag`` names this model in the
+        states (default: from a hash of its weights), and states of another tag in a shared
+        store are rebuilt by replaying their items through this model.
 
         Raises:
             ConfigError: ``max_items`` is neither None nor a positive integer.
             NotFittedError: the model is not trained (see :meth:`check_fitted`).
         """
         self.check_fitted()
-        return SessionTracker(self.net_, self.item_index_, store, max_items=max_items)
+        return SessionTracker(self.net_, self.item_index_, store, max_items=max_items,
+                              model_tag=model_tag)
 
     # ------------------------------------------------------------------ persistence
 

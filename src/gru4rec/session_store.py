@@ -2,7 +2,8 @@
 in-process store (LRU with a size bound and a time to live).
 
 A :class:`SessionState` is everything a session needs to continue: the hidden state of every
-GRU layer, the item indices it has seen (for ``exclude_seen``), its length and when it was
+GRU layer, the tag of the model that computed it, the item ids it has clicked (for
+``exclude_seen``, and to rebuild the state under another model), its length and when it was
 last used. The Redis store of the service (``gru4rec.serve.store``) keeps the same states.
 """
 
@@ -29,16 +30,20 @@ class SessionState:
     Attributes:
         hidden: (sum of the layer sizes,) float32, the hidden state of every GRU layer back
             to back (layer 0 first).
-        items: (L,) int64 indices of the known items seen, oldest first (possibly only the
-            most recent ones, when the tracker caps them).
+        items: (L,) ids of the items clicked, oldest first, the model's unknown ones too (a
+            later model may know them): int64 for a model of integer ids, unicode for one of
+            strings; possibly only the most recent ones, when the tracker caps them.
         length: number of known events applied to ``hidden`` (never capped).
         last_access: wall-clock time (``time.time()``) of the last event.
+        model: tag of the model that computed ``hidden``; a tracker of another model rebuilds
+            the state by replaying ``items`` (:class:`~gru4rec.inference.SessionTracker`).
     """
 
     hidden: np.ndarray
     items: np.ndarray
     length: int
     last_access: float
+    model: str = ""
 
 
 @runtime_checkable

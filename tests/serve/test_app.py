@@ -1,5 +1,5 @@
-"""The HTTP service with the in-process store: every endpoint, every error status, limits,
-and the micro-batching of concurrent events."""
+"""The HTTP service with the in-process store: every endpoint, every error status and
+limits."""
 
 from __future__ import annotations
 
@@ -196,33 +196,3 @@ def test_store_failure_is_503(model, monkeypatch) -> None:
         monkeypatch.setattr(MemoryStore, "ping", lambda self: False)
         resp = c.get("/health")
         assert resp.status_code == 503 and resp.json()["store_reachable"] is False
-
-
-def test_concurrent_events_share_one_step_and_keep_their_order(model) -> None:
-    import asyncio
-
-    from gru4rec.serve.app import _Batcher
-
-    tracker = model.session_tracker()
-    calls = []
-    real_step = tracker.step
-
-    def counting_step(*args: object, **kwargs: object):
-        calls.append(len(args[0]))
-        return real_step(*args, **kwargs)
-
-    tracker.step = counting_step
-    batcher = _Batcher(tracker)
-    events = [("a", 101, 3), ("b", 105, 5), ("a", 102, 4), ("a", 103, 3)]
-
-    async def go() -> list:
-        return await asyncio.gather(*(batcher.step(s, i, k, False) for s, i, k in events))
-
-    results = asyncio.run(go())
-    assert calls == [4]  # one batched step
-    want = model.recommend([[101], [105], [101, 102], [101, 102, 103]], k=5)
-    for (items, scores, _, unknown), (_, _, k), row in zip(results, events, range(4),
-                                                                strict=True):
-        assert len(items) == k and not unknown
-        np.testing.assert_allclose(scores, want.scores[row, :k], atol=1e-5)
-    assert [r[2] for r in results] == [1, 1, 2, 3]

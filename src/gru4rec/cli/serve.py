@@ -11,12 +11,19 @@ from gru4rec.cli.arguments import Subparsers, add_model_argument
 __all__ = ["add_parser", "execute"]
 
 ENV_SETTINGS = "GRU4REC_SERVE_SETTINGS"  # how worker processes receive the options
+ENV_TOKEN = "GRU4REC_ADMIN_TOKEN"  # the admin token, when no --admin-token-file is given
 _EXAMPLES = """\
 examples:
   gru4rec serve model.pt --port 8000
   gru4rec serve model.pt --workers 4 --redis-url redis://localhost:6379/0
   curl -s -X POST localhost:8000/v1/sessions/abc/events -H 'content-type: application/json' \\
        -d '{"item_id": 214536502, "k": 5}'
+
+model reload (no downtime, live sessions kept):
+  kill -HUP <pid>                                  # serve the model file as it is now
+  GRU4REC_ADMIN_TOKEN=$(cat token) gru4rec serve model.pt
+  curl -s -X POST localhost:8000/v1/admin/reload -H "Authorization: Bearer $(cat token)"
+  gru4rec serve model.pt --watch                   # reload when model.pt changes
 """
 
 
@@ -45,8 +52,31 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                         "remembers for exclude_seen. (200)")
     p.add_argument("--max-body-bytes", type=int, default=65_536,
                    help="Larger request bodies get 413. (65536)")
+    p.add_argument("--admin-token-file", metavar="FILE",
+                   help="Enable POST /v1/admin/reload for requests with 'Authorization: Bearer "
+                        f"<token>', the token being this file's first line (or set {ENV_TOKEN}"
+                        "). At least 16 characters. Default: the route answers 403.")
+    p.add_argument("--watch", nargs="?", type=float, const=2.0, default=None, metavar="SECONDS",
+                   help="Reload the model when its file changes, checking every SECONDS (2 "
+                        "when omitted). Write new models to a temporary file and rename it "
+                        "over MODEL ('gru4rec run -s' does). Default: reload only on SIGHUP "
+                        "or the admin route.")
     p.add_argument("--access-log", action="store_true", help="Log every request (slower).")
     return p
+
+
+def _admin_token(path: str | None) -> str | None:
+    """The admin token from ``--admin-token-file`` or the environment (``None``: off)."""
+    if path is None:
+        return os.environ.get(ENV_TOKEN) or None
+    from gru4rec.errors import ConfigError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the admin token from {path}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _require_extra(redis: bool) -> None:
@@ -68,7 +98,8 @@ def execute(args: argparse.Namespace) -> int:
     settings = ServeSettings(
         host=args.host, port=args.port, workers=args.workers, redis_url=args.redis_url,
         session_ttl=args.session_ttl, max_sessions=args.max_sessions, max_k=args.max_k,
-        max_session_length=args.max_session_length, max_body_bytes=args.max_body_bytes)
+        max_session_length=args.max_session_length, max_body_bytes=args.max_body_bytes,
+        admin_token=_admin_token(args.admin_token_file), watch=args.watch)
     _require_extra(settings.redis_url is not None)
     from gru4rec.model_file import read_model_file
 
@@ -77,9 +108,11 @@ def execute(args: argparse.Namespace) -> int:
 
     common = {"host": settings.host, "port": settings.port, "access_log": args.access_log,
               "log_level": "info" if args.verbose else "warning"}
+    reload_by = ["SIGHUP"] + (["POST /v1/admin/reload"] if settings.admin_token else []) + (
+        [f"file changes (every {settings.watch:g} s)"] if settings.watch else [])
     print(f"serving {args.model} on http://{settings.host}:{settings.port} (docs at /docs; "
           f"{settings.workers} worker(s), {'redis' if settings.redis_url else 'memory'} "
-          "session store)", flush=True)
+          f"session store; reload on {', '.join(reload_by)})", flush=True)
     if settings.workers == 1:
         from gru4rec.serve.app import create_app
 

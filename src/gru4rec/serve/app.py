@@ -1,8 +1,10 @@
 """The FastAPI app: factory, routes, limits and the JSON error format.
 
-Every error is ``{"error": {"code": ..., "message": ...}}``: 404 unknown session or route,
-413 body too large, 422 bad input (FastAPI's validation errors reshaped), 503 session store
-unavailable, 500 anything unexpected (logged server-side; the reply has no internals).
+Every error is ``{"error": {"code": ..., "message": ...}}``: 401/403 admin route without the
+token or with reloading off, 404 unknown session or route, 409 nothing to reload, 413 body
+too large, 422 bad input (FastAPI's validation errors reshaped) or a model file that cannot
+be reloaded, 503 session store unavailable, 500 anything unexpected (logged server-side; the
+reply has no internals). Answers computed by a model carry its tag in ``X-Gru4rec-Model``.
 
 Handlers are ``async`` and call the model directly on the event loop: one request's work
 (one GRU step, one scoring, a top-k) is far below a millisecond, so a thread-pool hop would
@@ -13,18 +15,17 @@ events of one session in order.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import torch
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -32,9 +33,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gru4rec.data.sessions import ItemIndex
-from gru4rec.errors import GRU4RecError, StoreUnavailableError
-from gru4rec.inference import SessionTracker, coerce_ids
+from gru4rec.errors import GRU4RecError, ModelFileError, StoreUnavailableError
+from gru4rec.inference import coerce_ids
 from gru4rec.model import GRU4Rec
+from gru4rec.serve.reload import ModelSlot
 from gru4rec.serve.schemas import (
     ErrorBody,
     EventIn,
@@ -43,132 +45,79 @@ from gru4rec.serve.schemas import (
     ModelInfo,
     RecommendIn,
     RecommendOut,
+    ReloadOut,
     SessionOut,
 )
 from gru4rec.serve.settings import SESSION_ID_PATTERN, ServeSettings
 from gru4rec.serve.store import make_store
 
-__all__ = ["create_app"]
+__all__ = ["MODEL_HEADER", "create_app"]
 
 log = logging.getLogger(__name__)
 _SID = PathParam(pattern=SESSION_ID_PATTERN, description="Session id: 1-128 of A-Z a-z 0-9 _ . : -")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     c: {"model": ErrorBody} for c in (404, 413, 422, 500, 503)}
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    202: {"model": ReloadOut, "description": "Several workers: the file was checked and the "
+                                             "workers are being replaced one at a time."},
+    **{c: {"model": ErrorBody} for c in (401, 403, 409)}}
+MODEL_HEADER = "X-Gru4rec-Model"  # first 16 hex digits of the answering model's sha256
 
 
 class ApiError(HTTPException):
     """An HTTP error with a machine-readable code (rendered in the JSON error format)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(status, message)
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, message, headers)
         self.code = code
 
 
-def _json(obj: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(obj), status_code=status, media_type="application/json")
+def _json(obj: Any, status: int = 200, model: str | None = None) -> Response:
+    headers = None if model is None else {MODEL_HEADER: model}
+    return Response(orjson.dumps(obj), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+def _check_token(authorization: str | None, token: str | None) -> None:
+    """Raises 403 when reloading over HTTP is off, 401 without the right bearer token."""
+    if token is None:
+        raise ApiError(403, "reload_disabled", "reloading over HTTP is off: start the service "
+                       "with --admin-token-file FILE or GRU4REC_ADMIN_TOKEN set")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                             token.encode()):
+        raise ApiError(401, "unauthorized", "give the admin token as 'Authorization: Bearer "
+                       "<token>'", {"WWW-Authenticate": "Bearer"})
 
 
 def _error(status: int, code: str, message: str) -> Response:
     return _json({"error": {"code": code, "message": message}}, status)
 
 
-# what one event gets back: top-k item ids, their scores, the session length, unknown item
-_EventResult = tuple[np.ndarray, np.ndarray, int, bool]
-
-
-class _Batcher:
-    """Micro-batching of the events endpoint: the events that arrive within one turn of the
-    event loop share one tracker step. Scoring 8 rows at once costs ~5 single rows (the
-    fixed costs are shared), so a busy worker serves more; an idle one adds no delay (the
-    flush is the next callback of the loop). Events of one session keep their order."""
-
-    def __init__(self, tracker: SessionTracker, max_batch: int = 64) -> None:
-        self.tracker, self.max_batch = tracker, max_batch
-        self._pending: list[tuple[str, Any, int, bool, asyncio.Future[_EventResult]]] = []
-
-    async def step(self, session_id: str, item: Any, k: int,
-                   exclude_seen: bool) -> _EventResult:
-        """(items, scores, length, unknown) of this event, once its batch has run."""
-        fut: asyncio.Future[_EventResult] = asyncio.get_running_loop().create_future()
-        self._pending.append((session_id, item, k, exclude_seen, fut))
-        if len(self._pending) == 1:
-            asyncio.get_running_loop().call_soon(self._flush)
-        elif len(self._pending) >= self.max_batch:
-            self._flush()
-        return await fut
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
-        try:
-            res = self.tracker.step([b[0] for b in batch], [b[1] for b in batch],
-                                    max(b[2] for b in batch),
-                                    exclude_seen=[b[3] for b in batch])
-        except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
-            for *_, fut in batch:
-                fut.set_exception(exc)
-            return
-        lengths = res.lengths
-        assert lengths is not None  # SessionTracker.step always reports them
-        for j, (_, _, k, _, fut) in enumerate(batch):
-            fut.set_result((res.items[j, :k], res.scores[j, :k], int(lengths[j]),
-                            bool(res.unknown[j])))
-
-
-@dataclass
-class _Service:
-    """What the lifespan loads: the model, its hash, the tracker and the store."""
-
-    model: GRU4Rec
-    sha256: str
-    tracker: SessionTracker
-    batcher: _Batcher
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _model_sha256(model: GRU4Rec) -> str:
-    """Hash of an in-memory model's weights and item ids (no file to hash)."""
-    h = hashlib.sha256()
-    for name in sorted(model.net_.params):
-        h.update(name.encode())
-        h.update(model.net_.params[name].detach().cpu().contiguous().numpy().tobytes())
-    h.update(repr(model.item_index_.to_list()).encode())
-    return h.hexdigest()
-
-
-def _load(source: str | Path | GRU4Rec, settings: ServeSettings) -> _Service:
-    torch.set_num_threads(settings.torch_threads)  # tiny requests: scale with processes
-    if isinstance(source, GRU4Rec):
-        model, sha = source, _model_sha256(source)
-    else:
-        model, sha = GRU4Rec.load(source, device="cpu"), _file_sha256(Path(source))
-        model.optimizer_state_ = None  # only retraining needs it: no RAM for it per worker
-    store = make_store(settings.redis_url, settings.session_ttl, settings.max_sessions, sha,
-                       settings.redis_timeout)
-    tracker = model.session_tracker(store, max_items=settings.max_session_length)
-    log.info("serving %d items (model sha256 %s) with the %s session store",
-             model.n_items, sha[:16], store.kind)
-    return _Service(model, sha, tracker, _Batcher(tracker))
-
-
 def create_app(model: str | Path | GRU4Rec, settings: ServeSettings | None = None) -> FastAPI:
-    """The service for a model file (loaded at start-up, in the lifespan) or a model."""
+    """The service for a model file (loaded at start-up, in the lifespan; reloadable) or an
+    in-memory model. The lifespan's :class:`ModelSlot` is ``app.state.slot`` while it runs."""
     settings = settings or ServeSettings()
-    holder: dict[str, _Service] = {}
+    holder: dict[str, ModelSlot] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        holder["svc"] = _load(model, settings)
-        yield
-        holder.clear()
+        torch.set_num_threads(settings.torch_threads)  # tiny requests: scale with processes
+        store = make_store(settings.redis_url, settings.session_ttl, settings.max_sessions,
+                           settings.redis_timeout)
+        slot = holder["slot"] = app.state.slot = ModelSlot(model, settings, store)
+        hup = slot.install_sighup()
+        watcher = (asyncio.create_task(slot.watch(settings.watch))
+                   if settings.watch and slot.path is not None else None)
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            if hup:
+                slot.remove_sighup()
+            holder.clear()
 
     app = FastAPI(title="gru4rec", lifespan=lifespan, responses=_ERRORS,
                   description="Session-based next-item recommendations with GRU4Rec.")
@@ -190,23 +139,23 @@ def _lists(items: np.ndarray, scores: np.ndarray) -> tuple[list[Any], list[float
     return items[keep].tolist(), scores[keep].tolist()
 
 
-def _add_routes(app: FastAPI, holder: dict[str, _Service], settings: ServeSettings) -> None:
+def _add_routes(app: FastAPI, holder: dict[str, ModelSlot], settings: ServeSettings) -> None:
     @app.post("/v1/sessions/{session_id}/events", response_model=EventOut)
     async def post_event(body: EventIn, session_id: str = _SID) -> Response:
         """Advance a live session by one click and return its next items."""
-        svc = holder["svc"]
+        svc = holder["slot"].current  # the whole request stays on this model
         k = _k(body.k, settings)
         item = coerce_ids(svc.model.item_index_, [body.item_id])[0]
         top, scores, length, unknown = await svc.batcher.step(session_id, item, k,
                                                                body.exclude_seen)
         items, score_list = _lists(top, scores)
         return _json({"session_id": session_id, "items": items, "scores": score_list,
-                      "length": length, "unknown_item": unknown})
+                      "length": length, "unknown_item": unknown}, model=svc.tag)
 
     @app.post("/v1/recommend", response_model=RecommendOut)
     async def recommend(body: RecommendIn) -> Response:
         """Top-k for a whole session, without keeping state."""
-        svc = holder["svc"]
+        svc = holder["slot"].current
         k = _k(body.k, settings)
         if len(body.items) > settings.max_session_length:
             raise ApiError(422, "session_too_long", f"items holds {len(body.items)} ids; at "
@@ -217,12 +166,13 @@ def _add_routes(app: FastAPI, holder: dict[str, _Service], settings: ServeSettin
                                   candidates=_optional_ids(index, body.candidates),
                                   exclude=_optional_ids(index, body.exclude))
         items, scores = _lists(res.items[0], res.scores[0])
-        return _json({"items": items, "scores": scores, "unknown": int(res.unknown[0])})
+        return _json({"items": items, "scores": scores, "unknown": int(res.unknown[0])},
+                     model=svc.tag)
 
     @app.get("/v1/sessions/{session_id}", response_model=SessionOut)
     async def get_session(session_id: str = _SID) -> Response:
         """A live session's length, recent items and last event time."""
-        info = holder["svc"].tracker.get(session_id)
+        info = holder["slot"].current.tracker.get(session_id)
         if info is None:
             raise _not_found(session_id)
         return _json({"session_id": info.session_id, "length": info.length,
@@ -231,23 +181,41 @@ def _add_routes(app: FastAPI, holder: dict[str, _Service], settings: ServeSettin
     @app.delete("/v1/sessions/{session_id}", status_code=204)
     async def delete_session(session_id: str = _SID) -> Response:
         """Forget a live session."""
-        if not holder["svc"].tracker.delete(session_id):
+        if not holder["slot"].current.tracker.delete(session_id):
             raise _not_found(session_id)
         return Response(status_code=204)
 
     @app.get("/v1/model", response_model=ModelInfo)
     async def model_info() -> Response:
-        """The served model: items, layers, loss, training config, file hash, store kind."""
-        svc = holder["svc"]
+        """The model that answers: items, layers, loss, training config, file hash, source,
+        when it was loaded, how many reloads this worker made, and the store kind."""
+        slot = holder["slot"]
+        svc = slot.current
         cfg = svc.model.config
         return _json({"n_items": svc.model.n_items, "layers": list(cfg.layers),
                       "loss": cfg.loss, "config": cfg.to_dict(), "sha256": svc.sha256,
-                      "store": svc.tracker.store.kind})
+                      "source": slot.source, "loaded_at": svc.loaded_at,
+                      "reloads": slot.reloads, "store": slot.store.kind}, model=svc.tag)
+
+    @app.post("/v1/admin/reload", response_model=ReloadOut, responses=_ADMIN_ERRORS)
+    async def reload_model(authorization: str | None = Header(None)) -> Response:
+        """Serve the model file again, as it is now on disk, without downtime; needs
+        ``Authorization: Bearer <token>`` with the token the service was started with."""
+        _check_token(authorization, settings.admin_token)
+        slot = holder["slot"]
+        try:
+            res = await slot.reload("POST /v1/admin/reload", all_workers=True)
+        except ModelFileError as exc:
+            raise ApiError(422 if slot.path is not None else 409, "reload_failed",
+                           f"{exc}; the current model keeps answering") from None
+        return _json({"status": res.status, "sha256": res.sha256,
+                      "previous_sha256": res.previous_sha256},
+                     202 if res.status == "restarting" else 200)
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     async def health() -> Response:
         """200 when the session store answers, else 503 (same body)."""
-        store = holder["svc"].tracker.store
+        store = holder["slot"].store
         ok = bool(getattr(store, "ping", lambda: True)())
         return _json({"status": "ok" if ok else "degraded", "store": store.kind,
                       "store_reachable": ok}, 200 if ok else 503)
@@ -273,7 +241,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:
         code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+        resp = _error(exc.status_code, code, str(exc.detail))
+        resp.headers.update(exc.headers or {})
+        return resp
 
     @app.exception_handler(StoreUnavailableError)
     async def store_down(_: Request, exc: StoreUnavailableError) -> Response:
@@ -285,7 +255,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(422, "invalid_request", str(exc))
 
 
-_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
           413: "body_too_large"}
 
 

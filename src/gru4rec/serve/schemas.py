@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 __all__ = ["ErrorBody", "EventIn", "EventOut", "Health", "ItemId", "ModelInfo",
-           "RecommendIn", "RecommendOut", "SessionOut"]
+           "RecommendIn", "RecommendOut", "ReloadOut", "SessionOut"]
 
 ItemId = StrictInt | StrictStr
 
@@ -60,7 +60,8 @@ class RecommendOut(BaseModel):
 class SessionOut(BaseModel):
     session_id: str
     length: int
-    items: list[ItemId] = Field(description="The most recent known items, oldest first.")
+    items: list[ItemId] = Field(description="The most recent items the model knows, oldest "
+                                            "first.")
     last_seen: float = Field(description="Unix time of the last event.")
 
 
@@ -69,8 +70,20 @@ class ModelInfo(BaseModel):
     layers: list[int]
     loss: str
     config: dict[str, Any]
-    sha256: str
+    sha256: str = Field(description="SHA-256 of the model file (its first 16 hex digits are "
+                                    "the X-Gru4rec-Model header of answers).")
+    source: str = Field(description="The model file, or 'in-memory'.")
+    loaded_at: float = Field(description="Unix time this worker loaded the model.")
+    reloads: int = Field(description="Models this worker swapped in since it started.")
     store: str
+
+
+class ReloadOut(BaseModel):
+    status: str = Field(description="'reloaded' (now answering), 'unchanged' (same file "
+                                    "contents) or 'restarting' (several workers: the file was "
+                                    "checked and they are being replaced one at a time).")
+    sha256: str = Field(description="SHA-256 of the model file now on disk.")
+    previous_sha256: str = Field(description="SHA-256 of the model that answered before.")
 
 
 class Health(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gru4rec.errors import ConfigError
 
@@ -29,6 +29,10 @@ class ServeSettings:
         max_body_bytes: larger request bodies get 413.
         torch_threads: intra-op threads per worker (1: requests are tiny, processes scale).
         redis_timeout: seconds before a Redis call counts as failed (-> 503).
+        admin_token: enables ``POST /v1/admin/reload`` for requests that give it as a bearer
+            token (at least 16 characters; ``None``: the route answers 403).
+        watch: check the model file every this many seconds and reload it when it changes
+            (``None``: only on SIGHUP or the admin route).
     """
 
     host: str = "127.0.0.1"
@@ -43,6 +47,8 @@ class ServeSettings:
     max_body_bytes: int = 65_536
     torch_threads: int = 1
     redis_timeout: float = 1.0
+    admin_token: str | None = field(default=None, repr=False)
+    watch: float | None = None
 
     def __post_init__(self) -> None:
         problems = [f"{name} must be >= 1, got {getattr(self, name)}" for name in
@@ -59,5 +65,12 @@ class ServeSettings:
         if self.redis_url and not re.match(r"^(redis|rediss|unix)://", self.redis_url):
             problems.append("redis_url must start with redis://, rediss:// or unix://, got "
                             f"{self.redis_url.split(':', 1)[0]!r}:...")
+        if self.admin_token is not None and (len(self.admin_token) < 16 or not all(
+                c.isprintable() and not c.isspace() for c in self.admin_token)):
+            problems.append("the admin token must be at least 16 printable characters without "
+                            "spaces (e.g. from: python -c 'import secrets; "
+                            "print(secrets.token_urlsafe(32))')")
+        if self.watch is not None and not self.watch >= 0.1:
+            problems.append(f"watch must be at least 0.1 seconds, got {self.watch}")
         if problems:
             raise ConfigError("; ".join(problems))

@@ -1,8 +1,9 @@
 """Session stores of the service: the Redis store, the state codec, and the choice of store.
 
-Redis keys are ``gru4rec:<model hash>:s:<session id>`` (a new model file never reads the
-states of another), values are one compact binary record (:func:`encode_state`), and every
-write sets the time to live again (the TTL counts from the last event).
+Redis keys are ``gru4rec:s:<session id>``, values are one compact binary record
+(:func:`encode_state`) that names the model which computed it (a reloaded or other model
+rebuilds the state from the record's item ids), and every write sets the time to live again
+(the TTL counts from the last event).
 """
 
 from __future__ import annotations
@@ -23,28 +24,53 @@ __all__ = ["RedisStore", "decode_state", "encode_state", "make_store", "shown_ur
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_HEADER = struct.Struct("<4sQdII")  # magic, length, last access, n hidden, n items
-_MAGIC = b"G4S1"
+_HEADER = struct.Struct("<4sQdIIcB")  # magic, length, last access, n hidden, n items,
+#                                      item id kind (i: int64, u: utf-8), model tag length
+_MAGIC = b"G4S2"
 
 
 def encode_state(state: SessionState) -> bytes:
-    """A state as bytes: header, hidden (float32), item indices (int32)."""
+    """A state as bytes: header, model tag (ASCII), hidden (float32), then the item ids:
+    int64 values, or for string ids their utf-8 byte lengths (uint32) and bytes."""
     hidden = np.ascontiguousarray(state.hidden, dtype=np.float32)
-    items = np.ascontiguousarray(state.items, dtype=np.int32)
-    head = _HEADER.pack(_MAGIC, state.length, state.last_access, hidden.size, items.size)
-    return head + hidden.tobytes() + items.tobytes()
+    tag = state.model.encode("ascii")[:255]
+    if state.items.dtype.kind == "U":
+        raw = [str(x).encode("utf-8") for x in state.items.tolist()]
+        body = np.array([len(r) for r in raw], dtype="<u4").tobytes() + b"".join(raw)
+        kind = b"u"
+    else:
+        body, kind = np.ascontiguousarray(state.items, dtype="<i8").tobytes(), b"i"
+    head = _HEADER.pack(_MAGIC, state.length, state.last_access, hidden.size,
+                        len(state.items), kind, len(tag))
+    return head + tag + hidden.tobytes() + body
 
 
 def decode_state(data: bytes) -> SessionState | None:
     """Inverse of :func:`encode_state`; ``None`` for a record it cannot read."""
     if len(data) < _HEADER.size:
         return None
-    magic, length, last, n_hidden, n_items = _HEADER.unpack_from(data)
-    if magic != _MAGIC or len(data) != _HEADER.size + 4 * (n_hidden + n_items):
+    magic, length, last, n_hidden, n_items, kind, n_tag = _HEADER.unpack_from(data)
+    start = _HEADER.size + n_tag + 4 * n_hidden
+    if magic != _MAGIC or kind not in (b"i", b"u") or len(data) < start:
         return None
-    hidden = np.frombuffer(data, np.float32, n_hidden, _HEADER.size).copy()  # writable
-    items = np.frombuffer(data, np.int32, n_items, _HEADER.size + 4 * n_hidden)
-    return SessionState(hidden, items.astype(np.int64), int(length), float(last))
+    try:
+        tag = data[_HEADER.size:_HEADER.size + n_tag].decode("ascii")
+        hidden = np.frombuffer(data, np.float32, n_hidden, _HEADER.size + n_tag).copy()
+        if kind == b"i":
+            if len(data) != start + 8 * n_items:
+                return None
+            items = np.frombuffer(data, "<i8", n_items, start).astype(np.int64)
+        else:
+            sizes = np.frombuffer(data, "<u4", n_items, start)
+            ends = start + 4 * n_items + np.cumsum(sizes, dtype=np.int64)
+            if len(data) != (ends[-1] if n_items else start):
+                return None
+            begins = ends - sizes
+            items = np.array([data[b:e].decode("utf-8") for b, e in
+                              zip(begins.tolist(), ends.tolist(), strict=True)], dtype=str)
+    except (ValueError, UnicodeDecodeError):  # short buffers, bad utf-8 / ascii
+        return None
+    return SessionState(hidden, items, int(length), float(last), tag)
 
 
 def shown_url(url: str) -> str:
@@ -63,7 +89,7 @@ class RedisStore:
     Args:
         url: ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
         ttl: seconds a session lives after its last write.
-        prefix: key prefix, e.g. ``gru4rec:<model hash>:s:``.
+        prefix: key prefix, e.g. ``gru4rec:s:``.
         timeout: seconds before a call counts as failed (:class:`StoreUnavailableError`).
     """
 
@@ -117,9 +143,9 @@ class RedisStore:
             return False
 
 
-def make_store(redis_url: str | None, ttl: float, max_sessions: int, model_hash: str,
+def make_store(redis_url: str | None, ttl: float, max_sessions: int,
                timeout: float = 1.0) -> SessionStore:
-    """The memory store, or a Redis store whose keys carry the model hash."""
+    """The memory store, or a Redis store with keys ``gru4rec:s:<session id>``."""
     if redis_url is None:
         return MemoryStore(max_sessions=max_sessions, ttl=ttl)
-    return RedisStore(redis_url, ttl, f"gru4rec:{model_hash[:16]}:s:", timeout)
+    return RedisStore(redis_url, ttl, "gru4rec:s:", timeout)

@@ -45,20 +45,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def build_model(path: Path, n_items: int, units: int) -> None:
+def build_model(path: Path, n_items: int, units: int, seed: int = 0) -> None:
     model = GRU4Rec(device="cpu", layers=[units], **PRESETS["cross-entropy"])
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     model.net_ = Network.initialize(n_items, model.config, gen, torch.device("cpu"))
     model.item_index_ = ItemIndex(np.arange(n_items, dtype=np.int64))
     model.item_support_ = np.ones(n_items, dtype=np.int64)
     model.save(path)
 
 
-def start_server(model: Path, port: int, redis_url: str | None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "gru4rec", "serve", str(model), "--port", str(port)]
+def start_server(model: Path, port: int, redis_url: str | None,
+                 extra: tuple[str, ...] = (), log: Path | None = None) -> subprocess.Popen:
+    """``gru4rec serve`` in a subprocess, once it accepts connections (output to ``log``)."""
+    cmd = [sys.executable, "-m", "gru4rec", "serve", str(model), "--port", str(port), *extra]
     if redis_url:
         cmd += ["--redis-url", redis_url]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    out = subprocess.DEVNULL if log is None else open(log, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=out, stderr=None if log is None else out)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:

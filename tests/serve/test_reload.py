@@ -248,7 +248,7 @@ def test_sighup_reloads_a_running_server(files: dict[str, Path], servers: list[S
 
 
 @pytest.mark.slow
-def test_two_workers_sharing_redis_are_replaced_one_at_a_time(
+def test_two_workers_sharing_redis_reload_in_place(
         files: dict[str, Path], servers: list[Server], redis_server, tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text(TOKEN + "\n")
@@ -258,8 +258,9 @@ def test_two_workers_sharing_redis_are_replaced_one_at_a_time(
     assert [post_event(srv, "s", i).json()["length"] for i in (101, 102)] == [1, 2]
     swap_in(files["b"], files["served"])
     resp = srv.client.post("/v1/admin/reload", headers=AUTH)
-    assert resp.status_code == 202 and resp.json()["status"] == "restarting"
+    assert resp.status_code == 200 and resp.json()["status"] == "reloaded"
     assert resp.json()["sha256"] == sha(files["b"])
+    pids = worker_pids(srv.proc.pid)
     srv.wait(lambda: srv.serving(files["b"], answers=6), "both workers on the new model")
     assert post_event(srv, "s", 103).json()["length"] == 3
     swap_in(files["a"], files["served"])  # and back, by SIGHUP to the main process
@@ -267,3 +268,11 @@ def test_two_workers_sharing_redis_are_replaced_one_at_a_time(
     srv.wait(lambda: srv.serving(files["a"], answers=6), "both workers on model A again")
     out = post_event(srv, "s", 104)
     assert out.json()["length"] == 4 and out.headers[MODEL_HEADER] == sha(files["a"])[:16]
+    assert worker_pids(srv.proc.pid) == pids  # reloaded in place: no worker was replaced
+
+
+def worker_pids(parent: int) -> set[int]:
+    """The worker processes of a server (children of its main process; Linux /proc)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True,
+                         text=True)
+    return {int(p) for p in out.stdout.split()}

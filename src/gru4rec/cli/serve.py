@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import Any
 
 from gru4rec.cli.arguments import Subparsers, add_model_argument
 
@@ -48,8 +49,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                    help="Sessions the memory store keeps (least recently used go). (1000000)")
     p.add_argument("--max-k", type=int, default=100, help="Largest k a request may ask. (100)")
     p.add_argument("--max-session-length", type=int, default=200,
-                   help="Longest /v1/recommend session, and the recent items a live session "
-                        "remembers for exclude_seen. (200)")
+                   help="Longest /v1/recommend session, and the recent clicks a live "
+                        "session remembers (for exclude_seen, and to rebuild it under a "
+                        "reloaded model). (200)")
     p.add_argument("--max-body-bytes", type=int, default=65_536,
                    help="Larger request bodies get 413. (65536)")
     p.add_argument("--admin-token-file", metavar="FILE",
@@ -120,6 +122,25 @@ def execute(args: argparse.Namespace) -> int:
         return 0
     os.environ[ENV_SETTINGS] = json.dumps({"model": os.path.abspath(args.model),
                                            "settings": settings.__dict__})
-    uvicorn.run("gru4rec.serve.app:app_from_env", factory=True, workers=settings.workers,
-                **common)
+    config = uvicorn.Config("gru4rec.serve.app:app_from_env", factory=True,
+                            workers=settings.workers, **common)
+    _supervisor(config).run()
     return 0
+
+
+def _supervisor(config: Any) -> Any:
+    """uvicorn's worker supervisor, except that SIGHUP is passed on to every worker, which
+    then reloads the model in place: no worker is replaced, so no connection is closed (a
+    replaced worker closes its idle keep-alive connections, and a request already on its way
+    over one of them fails)."""
+    import signal
+
+    from uvicorn.supervisors import Multiprocess
+
+    class ForwardHup(Multiprocess):
+        def handle_hup(self) -> None:
+            for process in self.processes:
+                if process.pid is not None:
+                    os.kill(process.pid, signal.SIGHUP)
+
+    return ForwardHup(config, sockets=[config.bind_socket()])

@@ -58,9 +58,7 @@ _SID = PathParam(pattern=SESSION_ID_PATTERN, description="Session id: 1-128 of A
 _ERRORS: dict[int | str, dict[str, Any]] = {
     c: {"model": ErrorBody} for c in (404, 413, 422, 500, 503)}
 _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    202: {"model": ReloadOut, "description": "Several workers: the file was checked and the "
-                                             "workers are being replaced one at a time."},
-    **{c: {"model": ErrorBody} for c in (401, 403, 409)}}
+    c: {"model": ErrorBody} for c in (401, 403, 409)}
 MODEL_HEADER = "X-Gru4rec-Model"  # first 16 hex digits of the answering model's sha256
 
 
@@ -199,8 +197,9 @@ def _add_routes(app: FastAPI, holder: dict[str, ModelSlot], settings: ServeSetti
 
     @app.post("/v1/admin/reload", response_model=ReloadOut, responses=_ADMIN_ERRORS)
     async def reload_model(authorization: str | None = Header(None)) -> Response:
-        """Serve the model file again, as it is now on disk, without downtime; needs
-        ``Authorization: Bearer <token>`` with the token the service was started with."""
+        """Serve the model file again, as it is now on disk, without downtime (with several
+        workers: this one, then the others a moment later); needs ``Authorization: Bearer
+        <token>`` with the token the service was started with."""
         _check_token(authorization, settings.admin_token)
         slot = holder["slot"]
         try:
@@ -209,8 +208,7 @@ def _add_routes(app: FastAPI, holder: dict[str, ModelSlot], settings: ServeSetti
             raise ApiError(422 if slot.path is not None else 409, "reload_failed",
                            f"{exc}; the current model keeps answering") from None
         return _json({"status": res.status, "sha256": res.sha256,
-                      "previous_sha256": res.previous_sha256},
-                     202 if res.status == "restarting" else 200)
+                      "previous_sha256": res.previous_sha256})
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     async def health() -> Response:

@@ -8,10 +8,10 @@ store, which outlives the swap: each state names the model that computed it, and
 model rebuilds a state on its next event by replaying its kept items
 (:class:`~gru4rec.inference.SessionTracker`), so no live session is lost.
 
-With several worker processes (``--workers``), SIGHUP to the main process restarts them one
-at a time (uvicorn brings each replacement into service before it retires the old worker),
-and ``POST /v1/admin/reload`` checks the file, then sends that SIGHUP; ``--watch`` has every
-worker reload in place.
+With several worker processes (``--workers``), every worker reloads in place too: the main
+process passes SIGHUP on to each worker (``gru4rec serve``), and ``POST /v1/admin/reload``
+reloads the worker that answers it, then sends SIGHUP to the main process for the others;
+with ``--watch`` each worker watches the file.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from pathlib import Path
 from gru4rec.errors import ModelFileError
 from gru4rec.inference import SessionTracker, model_fingerprint
 from gru4rec.model import GRU4Rec
-from gru4rec.model_file import read_model_file
 from gru4rec.serve.batcher import Batcher
 from gru4rec.serve.settings import ServeSettings
 from gru4rec.session_store import SessionStore
@@ -57,8 +56,7 @@ class Served:
 
 @dataclass(frozen=True)
 class ReloadResult:
-    """What a reload did: ``reloaded`` (swapped in), ``unchanged`` (same file contents) or
-    ``restarting`` (several workers: checked, then SIGHUP sent to the main process)."""
+    """What a reload did: ``reloaded`` (swapped in) or ``unchanged`` (same file contents)."""
 
     status: str
     sha256: str
@@ -133,8 +131,8 @@ class ModelSlot:
 
     async def reload(self, reason: str, *, all_workers: bool = False) -> ReloadResult:
         """Read the model file again and serve it (one reload at a time). ``all_workers``
-        with several worker processes: check the file here, then have uvicorn's main process
-        replace every worker (each new worker loads the file).
+        with several worker processes: then send SIGHUP to the main process, which passes it
+        on to every worker (this one finds the file unchanged).
 
         Raises:
             ModelFileError: the service has no model file, or the file is missing or
@@ -143,16 +141,14 @@ class ModelSlot:
         if self.path is None:
             raise ModelFileError("this service was started from an in-memory model: there is "
                                  "no model file to reload")
-        path = self.path
+        res = await self._reload_here(reason, self.path)
+        if all_workers and self.settings.workers > 1:
+            os.kill(os.getppid(), signal.SIGHUP)  # uvicorn's main process: to every worker
+        return res
+
+    async def _reload_here(self, reason: str, path: Path) -> ReloadResult:
         async with self._lock:
             old = self.current
-            if all_workers and self.settings.workers > 1:
-                await asyncio.to_thread(read_model_file, path)  # a bad file stops here
-                sha = await asyncio.to_thread(_file_sha256, path)
-                log.info("%s: %s checked (sha256 %s); restarting the workers", reason, path,
-                         sha[:16])
-                os.kill(os.getppid(), signal.SIGHUP)
-                return ReloadResult("restarting", sha, old.sha256)
             model, sha = await asyncio.to_thread(_read, path)
             if sha == old.sha256:
                 log.info("%s: %s is unchanged (sha256 %s)", reason, path, sha[:16])
@@ -160,7 +156,7 @@ class ModelSlot:
             self.current = self._serve(model, sha)  # requests in flight keep `old`
             self.reloads += 1
             log.info("%s: now serving %s (sha256 %s, was %s)", reason, path, sha[:16],
-                        old.sha256[:16])
+                     old.sha256[:16])
             return ReloadResult("reloaded", sha, old.sha256)
 
     async def reload_logged(self, reason: str) -> None:

@@ -79,9 +79,9 @@ class ModelInfo(BaseModel):
 
 
 class ReloadOut(BaseModel):
-    status: str = Field(description="'reloaded' (now answering), 'unchanged' (same file "
-                                    "contents) or 'restarting' (several workers: the file was "
-                                    "checked and they are being replaced one at a time).")
+    status: str = Field(description="'reloaded' (now answering; with several workers, the "
+                                    "others follow a moment later) or 'unchanged' (same file "
+                                    "contents).")
     sha256: str = Field(description="SHA-256 of the model file now on disk.")
     previous_sha256: str = Field(description="SHA-256 of the model that answered before.")
 

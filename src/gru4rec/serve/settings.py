@@ -24,8 +24,8 @@ class ServeSettings:
         max_sessions: most sessions kept by the memory store (least recently used go first).
         max_k: largest ``k`` a request may ask for. default_k: ``k`` when omitted.
         max_session_length: longest ``items`` list of ``/v1/recommend``, and the number of
-            most recent items a live session remembers for ``exclude_seen`` (its state keeps
-            summarising every event).
+            most recent clicks a live session remembers, for ``exclude_seen`` and to rebuild
+            its state under a reloaded model (its state keeps summarising every event).
         max_body_bytes: larger request bodies get 413.
         torch_threads: intra-op threads per worker (1: requests are tiny, processes scale).
         redis_timeout: seconds before a Redis call counts as failed (-> 503).

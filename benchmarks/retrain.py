@@ -9,8 +9,9 @@ on every day so far; prints JSON and a table.
 The log is split into days (of its own timestamps). A model trained on the first
 ``--initial-days`` days is the start; then for each following day d both
 
-- **retrain**: the previous day's retrained model continues on day d's events only
-  (``fit(..., retrain=True)``: new items get rows, the optimiser continues), and
+- **retrain**: the previous day's retrained model continues on day d's events only, or on
+  the last ``--retrain-window`` days' (``fit(..., retrain=True)``: new items get rows, the
+  optimiser continues), and
 - **scratch**: a new model trains on days 0..d,
 
 are evaluated on day d+1 (Recall@20 / MRR@20, conservative ties): over all predictions, and
@@ -110,6 +111,8 @@ def main() -> int:
                     help="epochs of each retraining (default: the preset's)")
     ap.add_argument("--retrain-lr", type=float, default=None,
                     help="learning rate of each retraining (default: the preset's)")
+    ap.add_argument("--retrain-window", type=int, default=1, metavar="W",
+                    help="retrain each day on the last W days' events (default 1: that day's)")
     ap.add_argument("--fresh-optimizer", action="store_true",
                     help="retrain from fresh optimiser state instead of the saved one")
     ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
@@ -121,6 +124,8 @@ def main() -> int:
     k = args.initial_days
     if not 1 <= k < len(days) - 1:
         raise SystemExit(f"error: --initial-days must be in 1..{len(days) - 2}")
+    if args.retrain_window < 1:
+        raise SystemExit("error: --retrain-window must be at least 1")
     start = time.perf_counter()
     model = GRU4Rec(config, device="cpu", seed=args.seed).fit(_concat(days[:k]))
     rows: list[dict[str, Any]] = [{"day": k - 1, "initial_seconds": time.perf_counter() - start}]
@@ -132,7 +137,8 @@ def main() -> int:
             model.config = model.config.replace(n_epochs=args.retrain_epochs)
         if args.retrain_lr is not None:
             model.config = model.config.replace(learning_rate=args.retrain_lr)
-        model.fit(days[d], retrain=True, fresh_optimizer=args.fresh_optimizer)
+        window = _concat(days[max(0, d - args.retrain_window + 1): d + 1])
+        model.fit(window, retrain=True, fresh_optimizer=args.fresh_optimizer)
         retrain_s = time.perf_counter() - start
         start = time.perf_counter()
         scratch = GRU4Rec(config, device="cpu", seed=args.seed).fit(_concat(days[: d + 1]))
@@ -152,7 +158,7 @@ def main() -> int:
     summary = {"recall20_ratio_mean": ratio, "time_ratio": time_ratio}
     result = {"benchmark": "retrain", "dataset": args.dataset, "preset": args.preset,
               "seed": args.seed, "initial_days": k, "retrain_epochs": args.retrain_epochs,
-              "retrain_lr": args.retrain_lr,
+              "retrain_lr": args.retrain_lr, "retrain_window": args.retrain_window,
               "fresh_optimizer": args.fresh_optimizer, "days": rows, "summary": summary}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))

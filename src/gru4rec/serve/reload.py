@@ -80,14 +80,17 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _read(path: Path) -> tuple[GRU4Rec, str]:
-    """Load a model file on the CPU -> (model without optimiser state, file sha256).
+def _read(path: Path, current_sha: str) -> tuple[GRU4Rec | None, str]:
+    """Load a model file on the CPU -> (model without optimiser state, file sha256); the
+    model is ``None`` when the file's sha256 is ``current_sha`` (nothing to load).
 
     Raises:
         ModelFileError: the file is missing or invalid, or changed while it was read.
     """
     before = _signature(path)
     sha = _file_sha256(path) if before is not None else ""
+    if before is not None and sha == current_sha:
+        return None, sha
     model = GRU4Rec.load(path, device="cpu")
     if _signature(path) != before:
         raise ModelFileError(f"{path} changed while it was read; write a new model to a "
@@ -113,9 +116,12 @@ class ModelSlot:
             self.current = self._serve(source, model_fingerprint(source.net_,
                                                                  source.item_index_))
         else:
-            self.current = self._serve(*_read(Path(source)))
+            model, sha = _read(Path(source), "")
+            assert model is not None
+            self.current = self._serve(model, sha)
         self.reloads = 0
         self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()  # reloads started by signals
 
     def _serve(self, model: GRU4Rec, sha: str) -> Served:
         tracker = model.session_tracker(self.store, max_items=self.settings.max_session_length,
@@ -149,8 +155,8 @@ class ModelSlot:
     async def _reload_here(self, reason: str, path: Path) -> ReloadResult:
         async with self._lock:
             old = self.current
-            model, sha = await asyncio.to_thread(_read, path)
-            if sha == old.sha256:
+            model, sha = await asyncio.to_thread(_read, path, old.sha256)
+            if model is None:
                 log.info("%s: %s is unchanged (sha256 %s)", reason, path, sha[:16])
                 return ReloadResult("unchanged", sha, old.sha256)
             self.current = self._serve(model, sha)  # requests in flight keep `old`
@@ -190,9 +196,14 @@ class ModelSlot:
         if self.path is None:
             return False
         loop = asyncio.get_running_loop()
+
+        def on_hup() -> None:
+            task = loop.create_task(self.reload_logged("SIGHUP"))
+            self._tasks.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self._tasks.discard)
+
         try:
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(
-                self.reload_logged("SIGHUP")))
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
         except (ValueError, RuntimeError, NotImplementedError, AttributeError):
             return False  # not the main thread (e.g. a test client), or no SIGHUP (Windows)
         return True

@@ -1,0 +1,231 @@
+"""Hyperparameter optimisation (gru4rec.tuning): parameter spaces and their errors, trials
+in process with pruning, a stored study resumed after a kill, and two workers sharing one
+SQLite study."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gru4rec.errors import ConfigError
+
+optuna = pytest.importorskip("optuna", reason="the tune extra is not installed")
+
+from gru4rec.tuning import read_space, space_from, tune  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXED = {"loss": "cross-entropy", "n_epochs": "2", "batch_size": "16", "n_sample": "8"}
+SPACE = [{"name": "learning_rate", "dtype": "float", "values": [0.02, 0.3], "step": 0.02},
+         {"name": "layers", "dtype": "int", "values": [8, 32], "step": 8}]
+
+
+def write_tsv(events, path: Path) -> Path:
+    rows = "".join(f"{s}\t{i}\t{t}\n" for s, i, t in
+                   zip(events.session.tolist(), events.item.tolist(), events.time.tolist(),
+                       strict=True))
+    path.write_text("SessionId\tItemId\tTime\n" + rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def split():
+    """(train, valid) of a small synthetic log: 200 items, 800 / 200 sessions."""
+    from gru4rec.data.events import Events
+    from gru4rec.data.synthetic import make_sessions
+
+    ev = make_sessions(n_items=200, n_sessions=1000, mean_length=5.0, seed=0)
+    cut = ev.session < np.unique(ev.session)[800]
+    return (Events(ev.session[cut], ev.item[cut], ev.time[cut]),
+            Events(ev.session[~cut], ev.item[~cut], ev.time[~cut]))
+
+
+def finished(study) -> list:
+    return [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+
+
+# ----------------------------------------------------------------------------- spaces
+
+
+@pytest.mark.parametrize(("name", "fixed"), [
+    ("gru4rec_bprmax_space.json", {"loss": "bpr-max"}),
+    ("gru4rec_xe_space.json", {"loss": "cross-entropy", "logq": "1.0"})])
+def test_the_shipped_spaces_are_the_official_ones(name: str, fixed: dict) -> None:
+    space = read_space(ROOT / "configs" / "spaces" / name, fixed)
+    got = {p.name: (p.dtype, p.values, p.step) for p in space}
+    assert got["layers"] == ("int", (64, 512), 32)
+    assert got["batch_size"] == ("int", (32, 256), 16)
+    assert got["learning_rate"] == ("float", (0.01, 0.25), 0.005)
+    assert got["dropout_p_hidden"] == ("float", (0.0, 0.7), 0.05)
+    assert got["sample_alpha"] == ("float", (0.0, 1.0), 0.1)
+    assert ("bpreg" in got) == (name == "gru4rec_bprmax_space.json")
+    first = (ROOT / "configs" / "spaces" / name).read_text().splitlines()[0]
+    assert first.startswith("# gru4rec tune ") and f"-opf configs/spaces/{name}" in first
+
+
+def test_a_toml_space_reads_like_the_json_one(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(textwrap.dedent("""
+        [learning_rate]
+        dtype = "float"
+        values = [0.02, 0.3]
+        step = 0.02
+        [layers]
+        dtype = "int"
+        values = [8, 32]
+        step = 8
+        [final_act]
+        dtype = "categorical"
+        values = ["softmax", "tanh"]
+        """))
+    space = read_space(tmp_path / "s.toml", FIXED)
+    assert [p.name for p in space] == ["learning_rate", "layers", "final_act"]
+    assert space[2].values == ("softmax", "tanh") and space[1].step == 8
+
+
+def test_a_bad_space_gets_one_error_listing_every_problem(tmp_path: Path) -> None:
+    lines = ['{"name": "layerz", "dtype": "int", "values": [1, 2]}',
+             '{"name": "learning_rate", "dtype": "float", "values": [0.3, 0.1]}',
+             '{"name": "momentum", "dtype": "double", "values": [0, 1]}',
+             '{"name": "loss", "dtype": "categorical", "values": ["bpr-max", "hinge"]}',
+             '{"name": "batch_size", "dtype": "int", "values": [16, 64], "stepp": 2}',
+             '{"name": "n_sample", "dtype": "int", "values": [0, 64]}',
+             '{"name": "layers", "dtype": "int", "values": [8, 32], "step": 0}']
+    path = tmp_path / "bad.json"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as err:
+        read_space(path, {"n_sample": "8"})
+    text = str(err.value)
+    for needle in ("unknown parameter 'layerz'", "[0.3, 0.1] is empty",
+                   "dtype must be int, float or categorical, got 'double'",
+                   "value 'hinge' is not valid", "unknown key(s) stepp",
+                   "n_sample is also a fixed parameter", "step must be a positive number"):
+        assert needle in text, needle
+    assert len(err.value.problems) == 7
+    path.write_text("not json\n")
+    with pytest.raises(ConfigError, match="line 1 is not a JSON object"):
+        read_space(path)
+    with pytest.raises(ConfigError, match="log scale needs low > 0"):
+        space_from([{"name": "learning_rate", "dtype": "float", "values": [0, 1],
+                     "log": True}])
+
+
+# ----------------------------------------------------------------------------- trials
+
+
+def test_trials_run_in_process_and_hopeless_ones_are_pruned(split) -> None:
+    seen: list = []
+    study = tune(*split, space_from(SPACE, FIXED), fixed=FIXED,
+                 n_trials=10, pruner="median", sampler_seed=0, sample_store_size=10_000,
+                 on_trial=seen.append)
+    states = [t.state.name for t in study.trials]
+    assert len(finished(study)) == 10 and len(seen) == 10
+    assert "PRUNED" in states  # the first 5 set the median, later ones below it stop
+    for t in study.trials:
+        assert 0.02 <= t.params["learning_rate"] <= 0.3 and t.params["layers"] in (8, 16, 24,
+                                                                                    32)
+        want_epochs = 2 if t.state.name == "COMPLETE" else 1
+        assert t.user_attrs["epochs"] == want_epochs
+        if t.state.name == "COMPLETE":
+            assert t.value == t.user_attrs["recall"] and 0 < t.value <= 1
+    assert seen[-1].finished == 10 and study.best_value == max(
+        t.value for t in study.trials if t.state.name == "COMPLETE")
+
+
+def test_a_stored_study_continues_where_it_stopped(split, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    kw = {"fixed": FIXED, "storage": url, "study_name": "s", "pruner": "none",
+          "sample_store_size": 10_000}
+    tune(*split, space_from(SPACE, FIXED), n_trials=3, **kw)
+    study = tune(*split, space_from(SPACE, FIXED), n_trials=5, **kw)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    assert len(finished(study)) == 5
+    again = tune(*split, space_from(SPACE, FIXED), n_trials=5, **kw)
+    assert len(again.trials) == 5  # nothing left to do
+
+
+WORKER = """
+import sys
+import optuna
+from gru4rec import tuning
+from gru4rec.tuning import read_space, tune
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+tuning.HEARTBEAT_SECONDS, tuning.GRACE_SECONDS = int(sys.argv[8]), int(sys.argv[9])
+fixed = {"loss": "cross-entropy", "n_epochs": sys.argv[5], "batch_size": "16",
+         "n_sample": "8"}
+tune(sys.argv[1], sys.argv[2], read_space(sys.argv[3], fixed), fixed=fixed,
+     n_trials=int(sys.argv[4]), storage=sys.argv[6], study_name="shared", pruner="none",
+     sample_store_size=10_000, sampler_seed=int(sys.argv[7]), wait_poll=0.2)
+"""
+
+
+@pytest.fixture
+def files(split, tmp_path: Path) -> dict[str, Path]:
+    space = tmp_path / "space.json"
+    space.write_text('{"name": "learning_rate", "dtype": "float", "values": [0.02, 0.3]}\n')
+    return {"train": write_tsv(split[0], tmp_path / "train.tsv"),
+            "valid": write_tsv(split[1], tmp_path / "valid.tsv"), "space": space,
+            "worker": tmp_path / "worker.py", "db": tmp_path / "study.db"}
+
+
+def start_worker(files: dict[str, Path], n_trials: int, epochs: int, seed: int,
+                 heartbeat: tuple[int, int] = (5, 20)) -> subprocess.Popen:
+    files["worker"].write_text(WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(files["worker"]), str(files["train"]), str(files["valid"]),
+         str(files["space"]), str(n_trials), str(epochs), f"sqlite:///{files['db']}",
+         str(seed), *map(str, heartbeat)], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+
+
+def load(files: dict[str, Path]):
+    return optuna.load_study(study_name="shared", storage=f"sqlite:///{files['db']}")
+
+
+@pytest.mark.slow
+def test_two_workers_on_one_sqlite_file_finish_exactly_n_trials(files) -> None:
+    workers = [start_worker(files, 12, 2, seed) for seed in (1, 2)]
+    for w in workers:
+        assert w.wait(300) == 0, w.stderr.read().decode()  # type: ignore[union-attr]
+    study = load(files)
+    done = finished(study)
+    assert len(done) == 12 and len({t.number for t in done}) == 12
+    counted = [t for t in study.trials if not t.user_attrs.get("surplus")]
+    assert len(counted) == 12  # none duplicated, none lost (surplus ones are not trials)
+    assert len({t.datetime_start for t in done}) == 12
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_study_is_continued_by_a_rerun(files) -> None:
+    worker = start_worker(files, 8, 6, 1)  # 6 epochs: trials last long enough to be hit
+    deadline = time.monotonic() + 300
+    while True:
+        assert time.monotonic() < deadline and worker.poll() is None
+        if files["db"].exists():
+            try:
+                study = load(files)
+                if len(finished(study)) >= 2 and any(t.state.name == "RUNNING"
+                                                     for t in study.trials):
+                    break
+            except (KeyError, optuna.exceptions.StorageInternalError):
+                pass  # the study is being created
+        time.sleep(0.2)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(30)
+    before = len(finished(load(files)))
+    # the rerun (a short grace, to keep the test short): the killed worker's trial counts as
+    # failed once its heartbeats stop
+    rerun = start_worker(files, 8, 6, 3, heartbeat=(1, 3))
+    assert rerun.wait(300) == 0, rerun.stderr.read().decode()  # type: ignore[union-attr]
+    study = load(files)
+    states = [t.state.name for t in study.trials]
+    assert len(finished(study)) == 8 and before >= 2
+    assert states.count("FAIL") <= 1  # at most the trial in flight was lost
+    assert np.all(np.diff([t.number for t in study.trials]) == 1)

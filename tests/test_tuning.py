@@ -153,7 +153,7 @@ def test_a_stored_study_continues_where_it_stopped(split, tmp_path: Path) -> Non
 WORKER = """
 import sys
 import optuna
-from gru4rec import tuning
+from gru4rec.tuning import study as tuning
 from gru4rec.tuning import read_space, tune
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 tuning.HEARTBEAT_SECONDS, tuning.GRACE_SECONDS = int(sys.argv[8]), int(sys.argv[9])

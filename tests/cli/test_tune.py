@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,11 @@ def test_tune_writes_the_best_parameters_the_trials_and_plots(data, space, tmp_p
     assert "PARAMETER SPACE" in lines
     assert any(line.startswith("\tPARAMETER layers \t type=int \t range=[8..24] (step=8)")
                for line in lines)
-    assert sum(line.startswith("[") and "trial" in line for line in lines) == 4
+    trials = [line for line in lines if re.match(r"\[\d/4\] trial \d (recall@20 =|pruned)", line)]
+    assert len(trials) == 4 and trials[-1].startswith("[4/4] trial 3 ")
+    assert "| best " in trials[-1] and "learning_rate=" in trials[-1]
+    epochs = [line for line in lines if re.match(r"\[\d/4\] trial \d epoch \d/2:", line)]
+    assert epochs[0].startswith("[1/4] trial 0 epoch 1/2: recall@20 0.")  # the pruning value
     final = lines.index("Running final eval @[5, 10]:")
     assert lines[final + 1].startswith("Epoch1 --> loss: ")
     assert lines[-2].startswith("Recall@5: ") and lines[-1].startswith("Recall@10: ")
@@ -64,7 +69,8 @@ def test_tune_writes_the_best_parameters_the_trials_and_plots(data, space, tmp_p
     # rerunning the command with more trials continues the stored study
     assert main(["tune", *tune(data, space, out, "-nt", "6", "--no_final")]) == 0
     again = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in again if line.startswith("[")] == ["[5/6]", "[6/6]"]
+    assert [line.split()[0] for line in again
+            if re.match(r"\[\d/6\] trial \d (recall@20 =|pruned)", line)] == ["[5/6]", "[6/6]"]
 
 
 def test_tune_usage_errors(data, space, tmp_path: Path, capsys, monkeypatch) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from gru4rec.cli.arguments import Subparsers, positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
-    from gru4rec.tuning import TrialDone
+    from gru4rec.tuning import EpochDone, TrialDone, TrialProgress
 
 __all__ = ["add_parser", "execute"]
 
@@ -145,7 +145,8 @@ def execute(args: argparse.Namespace) -> int:
                  prune_events=args.prune_events, device=args.device, seed=args.seed,
                  sampler_seed=args.sampler_seed, sample_store_size=args.sample_store_size,
                  session_key=args.session_key, item_key=args.item_key,
-                 time_key=args.time_key, on_trial=printer.trial, on_epoch=printer.epoch)
+                 time_key=args.time_key, on_trial=printer.trial, on_epoch=printer.epoch,
+                 progress=printer.progress)
     _write_trials(study, out)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not complete:
@@ -166,21 +167,36 @@ def execute(args: argparse.Namespace) -> int:
 
 
 class _Printer:
-    """The live lines: one per epoch and one per trial, with the best value so far."""
+    """The live lines: a progress bar while a trial trains (on a terminal), then one line per
+    epoch and one per trial, each with the trial count and the best value so far."""
 
     def __init__(self, args: argparse.Namespace) -> None:
+        from gru4rec.cli.progress import ProgressBar
+
         self.n, self.metric = args.ntrials, f"{args.primary_metric}@{args.measure}"
         self.best: tuple[float, int] | None = None
+        self.bar = ProgressBar()
 
     def _best(self) -> str:
         return "no complete trial yet" if self.best is None else \
             f"best {self.best[0]:.6f} (trial {self.best[1]})"
 
-    def epoch(self, number: int, epoch: int, value: float | None) -> None:
-        shown = "" if value is None else f" {self.metric} {value:.6f} (pruning sample)"
-        _say(f"trial {number} epoch {epoch}:{shown} | {self._best()}")
+    def _where(self, finished: int, number: int, epoch: int, n_epochs: int) -> str:
+        return f"[{min(finished + 1, self.n)}/{self.n}] trial {number} epoch {epoch}/{n_epochs}"
+
+    def progress(self, p: TrialProgress) -> None:
+        self.bar.label = f"{self._where(p.finished, p.number, p.epoch, p.n_epochs)} | " \
+                         f"{self._best()} |"
+        self.bar(p.done, p.steps)
+
+    def epoch(self, e: EpochDone) -> None:
+        self.bar.clear()
+        shown = "" if e.value is None else f" {self.metric} {e.value:.6f} (pruning sample)"
+        _say(f"{self._where(e.finished, e.number, e.epoch, e.n_epochs)}:{shown} | "
+             f"{self._best()}")
 
     def trial(self, done: TrialDone) -> None:
+        self.bar.clear()
         if done.state == "COMPLETE" and done.value is not None and (
                 self.best is None or done.value > self.best[0]):
             self.best = (done.value, done.number)

@@ -1,0 +1,360 @@
+"""The study: trials of a parameter space trained in this process, stored and pruned.
+
+:func:`tune` trains every trial in this process on data read once, evaluates it on the
+validation set, and with a pruner reports the metric after each epoch so that hopeless
+trials stop early. The study lives in an Optuna storage: with an RDB URL (SQLite file,
+PostgreSQL, MySQL) it survives a crash (rerun to continue) and several workers, on one
+machine or many, share it; together they finish exactly ``n_trials`` trials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from gru4rec.config import GRU4RecConfig
+from gru4rec.data.events import Events
+from gru4rec.data.io import read_events
+from gru4rec.errors import ConfigError, TrainingDivergedError
+from gru4rec.tuning.space import Param, read_space, space_from
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["GRACE_SECONDS", "HEARTBEAT_SECONDS", "PRUNERS", "EpochDone", "TrialDone",
+           "TrialProgress", "require_optuna", "tune"]
+
+log = logging.getLogger(__name__)
+PRUNERS = ("median", "hyperband", "none")
+# a worker killed mid-trial leaves it RUNNING; after this many seconds without a heartbeat
+# another worker (or the rerun) marks it failed, and its slot is trained again
+HEARTBEAT_SECONDS, GRACE_SECONDS = 5, 20
+
+
+def require_optuna() -> Any:
+    """The ``optuna`` module.
+
+    Raises:
+        ConfigError: optuna is not installed (the message gives the install line).
+    """
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError('tuning needs optuna; install the tune extra: pip install '
+                          '"gru4rec[tune]"') from None
+    return optuna
+
+
+@dataclass(frozen=True)
+class TrialDone:
+    """What a finished trial reports to ``on_trial``: its number, state (``COMPLETE``,
+    ``PRUNED`` or ``FAIL``), value (``None`` unless complete), epochs trained and how many
+    trials of the study are finished."""
+
+    number: int
+    state: str
+    value: float | None
+    epochs: int
+    finished: int
+    params: dict[str, Any]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class EpochDone:
+    """What ``on_epoch`` gets after each epoch of a trial: the trial's number, the epoch
+    (1-based) of ``n_epochs``, the metric on the pruning sample (``None`` without a pruner)
+    and how many trials of the study were finished when this one started."""
+
+    number: int
+    epoch: int
+    n_epochs: int
+    value: float | None
+    finished: int
+
+
+@dataclass(frozen=True)
+class TrialProgress:
+    """What ``progress`` gets while a trial trains: the trial's number, its epoch (1-based)
+    of ``n_epochs``, the steps done of the epoch's ``steps``, and how many trials of the
+    study were finished when this one started."""
+
+    number: int
+    epoch: int
+    n_epochs: int
+    done: int
+    steps: int
+    finished: int
+
+
+class _Surplus(Exception):
+    """Other workers already started the study's last trials."""
+
+
+def _subsample(events: Events, max_events: int | None, seed: int = 0) -> Events:
+    """A fixed random subset of whole sessions with at most ``max_events`` events."""
+    if max_events is None or len(events.item) <= max_events:
+        return events
+    sessions, inverse, counts = np.unique(events.session, return_inverse=True,
+                                          return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(sessions))
+    keep = np.zeros(len(sessions), dtype=bool)
+    keep[order[np.cumsum(counts[order]) <= max_events]] = True
+    mask = keep[inverse]
+    return Events(events.session[mask], events.item[mask], events.time[mask])
+
+
+def _make_pruner(optuna: Any, name: str, n_epochs: int) -> Any:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, n_epochs))
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"pruner must be one of {', '.join(PRUNERS)}, got {name!r}")
+
+
+def _storage(optuna: Any, storage: str | None) -> Any:
+    """None (in memory) or an RDB storage with heartbeats (a killed worker's trial is
+    marked failed after :data:`GRACE_SECONDS`) and a patient SQLite lock wait."""
+    if storage is None:
+        return None
+    kwargs: dict[str, Any] = {}
+    if storage.startswith("sqlite"):
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}  # workers share a file
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
+                                              grace_period=GRACE_SECONDS, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds for bad URLs
+            if attempt == 4 or not storage.startswith("sqlite"):
+                raise ConfigError(f"cannot open the study storage "
+                                  f"{storage.split('@')[-1]!r}: "
+                                  f"{' '.join(str(exc).split())[:300]}") from None
+            # another worker may be creating the tables of the new file at the same moment
+            time.sleep(0.3 + 0.4 * np.random.default_rng().random())
+    raise AssertionError("unreachable")
+
+
+def _counts(study: Any, optuna: Any) -> tuple[int, int]:
+    """(finished trials, running trials) of the study; surplus trials and trials of killed
+    workers are not counted (their slot is trained again)."""
+    state = optuna.trial.TrialState
+    finished = running = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state in (state.COMPLETE, state.PRUNED) or (
+                t.state == state.FAIL and "error" in t.user_attrs):
+            finished += 1
+        elif t.state == state.RUNNING:
+            running += 1
+    return finished, running
+
+
+@contextlib.contextmanager
+def _flush_denormals() -> Iterator[None]:
+    """Flush subnormal floats to zero while trials train: a diverging trial's scores and
+    softmax weights fill with subnormals, which x86 CPUs compute 10-50x slower (a hopeless
+    bpr-max epoch on yoochoose100k took 54 s instead of 3.7 s); healthy training never
+    reaches them and gives bit-identical losses."""
+    import torch
+
+    supported = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if supported:
+            torch.set_flush_denormal(False)  # PyTorch's default
+
+
+def _as_space(space: str | Path | Sequence[Param | Mapping[str, Any]],
+              fixed: Mapping[str, Any]) -> list[Param]:
+    """A space given as a file or as dicts, checked against ``fixed``; :class:`Param`
+    objects (checked when they were read) as they are."""
+    if isinstance(space, str | Path):
+        return read_space(space, fixed)
+    if space and all(isinstance(p, Param) for p in space):
+        return list(cast("Sequence[Param]", space))
+    return space_from(list(space), fixed)
+
+
+def tune(train: Any, valid: Any, space: str | Path | Sequence[Param | Mapping[str, Any]], *,
+         fixed: Mapping[str, Any] | None = None, n_trials: int = 50,
+         storage: str | None = None, study_name: str = "gru4rec", cutoff: int = 20,
+         metric: str = "recall", mode: str = "standard", pruner: str = "median",
+         prune_events: int | None = 200_000, device: str | None = None, seed: int = 42,
+         sample_store_size: int = 10_000_000,
+         sampler_seed: int | None = None, session_key: str = "SessionId",
+         item_key: str = "ItemId", time_key: str = "Time",
+         on_trial: Callable[[TrialDone], None] | None = None,
+         on_epoch: Callable[[EpochDone], None] | None = None,
+         progress: Callable[[TrialProgress], None] | None = None,
+         wait_poll: float = 2.0) -> optuna.Study:
+    """Search ``space`` for the parameters that maximise Recall@``cutoff`` (or MRR) on
+    ``valid`` when training on ``train``; returns the Optuna study.
+
+    Args:
+        train, valid: click logs (path, DataFrame or Events), read once.
+        space: the searched parameters: a space file (:func:`read_space`), or
+            :class:`Param` objects or dicts (:func:`space_from`); ``fixed``: the other
+            parameters (like ``-ps`` values; strings are converted).
+        n_trials: trials of the whole study: with a storage shared by several workers,
+            they finish this many together (a rerun after a crash finishes the rest).
+        storage: an Optuna RDB URL (e.g. ``sqlite:///study.db``); ``None``: in memory.
+        study_name: the study in the storage (created, or continued when it exists).
+        metric: ``recall`` or ``mrr``; ``mode``: tie handling of the evaluation.
+        pruner: ``median`` (stop a trial whose metric after an epoch is below the median of
+            the completed trials at that epoch), ``hyperband`` or ``none``.
+        prune_events: the per-epoch evaluations for pruning run on a fixed subsample of
+            whole validation sessions with at most this many events (``None``: all); the
+            trial's value is always measured on the whole validation set.
+        seed: the training seed of every trial; ``sampler_seed``: the sampler's (give each
+            worker another one, or none). ``sample_store_size``: as in :class:`GRU4Rec`.
+        on_trial: called after each trial this worker ran; ``on_epoch``: after each epoch
+            (:class:`EpochDone`); ``progress``: during training (:class:`TrialProgress`).
+
+    Subnormal floats are flushed to zero while the trials train (see
+    :func:`_flush_denormals`) and PyTorch's default is restored afterwards.
+
+    Raises:
+        ConfigError: optuna is missing, a bad option, space, metric, pruner or storage, or
+            fixed parameters that are not valid.
+        DataError: the data cannot be read, or the validation set leaves no prediction.
+    """
+    opt = require_optuna()
+    if metric not in ("recall", "mrr"):
+        raise ConfigError(f"metric must be recall or mrr, got {metric!r}")
+    if not isinstance(n_trials, int) or n_trials < 1:
+        raise ConfigError(f"n_trials must be a positive integer, got {n_trials!r}")
+    base = GRU4RecConfig.from_dict(dict(fixed or {}))
+    params = _as_space(space, dict(fixed or {}))
+    keys = {"session_key": session_key, "item_key": item_key, "time_key": time_key}
+    valid_ev = read_events(valid, **keys)
+    objective = _Objective(
+        opt, base, params, read_events(train, **keys), valid_ev,
+        _subsample(valid_ev, prune_events) if pruner != "none" else None,
+        n_trials=n_trials, cutoff=cutoff, metric=metric, mode=mode,
+        model_args={"device": device, "seed": seed, "sample_store_size": sample_store_size},
+        on_epoch=on_epoch, progress=progress)
+    with warnings.catch_warnings():
+        # heartbeats (a killed worker's trial is failed) are marked experimental by optuna
+        warnings.simplefilter("ignore", opt.exceptions.ExperimentalWarning)
+        objective.study = study = opt.create_study(
+            storage=_storage(opt, storage), study_name=study_name, direction="maximize",
+            load_if_exists=True, pruner=_make_pruner(opt, pruner, base.n_epochs),
+            sampler=opt.samplers.TPESampler(seed=sampler_seed))
+
+        def report(study: Any, frozen: Any) -> None:  # optuna's Study and FrozenTrial
+            if on_trial is None or frozen.user_attrs.get("surplus"):
+                return
+            done = frozen.state.name == "COMPLETE"
+            on_trial(TrialDone(frozen.number, frozen.state.name,
+                               frozen.value if done else None,
+                               int(frozen.user_attrs.get("epochs", 0)),
+                               _counts(study, opt)[0], dict(frozen.params),
+                               frozen.user_attrs.get("error")))
+
+        with _flush_denormals():
+            _optimize(opt, study, objective, report, n_trials, wait_poll)
+    return cast("optuna.Study", study)
+
+
+class _Objective:
+    """One trial: train the suggested parameters on the training events, report the
+    pruning metric after each epoch, and return the metric on the validation events."""
+
+    def __init__(self, opt: Any, base: GRU4RecConfig, space: list[Param], train: Events,
+                 valid: Events, prune: Events | None, *, n_trials: int, cutoff: int,
+                 metric: str, mode: str, model_args: dict[str, Any],
+                 on_epoch: Callable[[EpochDone], None] | None,
+                 progress: Callable[[TrialProgress], None] | None) -> None:
+        self.opt, self.base, self.space = opt, base, space
+        self.train, self.valid, self.prune = train, valid, prune
+        self.n_trials, self.cutoff, self.mode = n_trials, cutoff, mode
+        self.key = f"{'Recall' if metric == 'recall' else 'MRR'}@{cutoff}"
+        self.model_args, self.on_epoch, self.progress = model_args, on_epoch, progress
+        self.study: Any = None  # set once the study is open
+
+    def _started_before(self, number: int) -> int:
+        """Trials before ``number`` that are finished or still running (on any worker)."""
+        state = self.opt.trial.TrialState
+        return sum(1 for t in self.study.get_trials(deepcopy=False) if t.number < number
+                   and (t.state in (state.COMPLETE, state.PRUNED, state.RUNNING)
+                        or (t.state == state.FAIL and "error" in t.user_attrs)))
+
+    def __call__(self, trial: Any) -> float:  # an optuna.Trial
+        if self._started_before(trial.number) >= self.n_trials:
+            trial.set_user_attr("surplus", True)
+            raise _Surplus
+        finished = _counts(self.study, self.opt)[0]
+        params = {p.name: p.suggest(trial) for p in self.space}
+        start = time.perf_counter()
+        try:
+            res = self._train(trial, self.base.replace(**params), finished)
+        except (ConfigError, TrainingDivergedError) as exc:  # this trial's parameters
+            trial.set_user_attr("error", str(exc).splitlines()[0][:500])
+            return float("nan")  # recorded as a failed trial that counts as finished
+        finally:
+            trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
+        trial.set_user_attr("recall", res[f"Recall@{self.cutoff}"])
+        trial.set_user_attr("mrr", res[f"MRR@{self.cutoff}"])
+        return float(res[self.key])
+
+    def _train(self, trial: Any, config: GRU4RecConfig, finished: int) -> Any:
+        """Train one trial (raising ``TrialPruned`` when the pruner says so) and evaluate it
+        on the validation events."""
+        from gru4rec.evaluation import evaluate
+        from gru4rec.model import GRU4Rec
+
+        model = GRU4Rec(config, **self.model_args)
+        epoch = 1
+
+        def steps_done(done: int, steps: int) -> None:
+            if self.progress is not None:
+                self.progress(TrialProgress(trial.number, epoch, config.n_epochs, done, steps,
+                                            finished))
+
+        def epoch_done(result: Any) -> None:
+            nonlocal epoch
+            epoch = result.epoch + 1
+            trial.set_user_attr("epochs", result.epoch)
+            value = None
+            if self.prune is not None:
+                value = evaluate(model, self.prune, cutoffs=[self.cutoff],
+                                 mode=self.mode)[self.key]
+                trial.report(value, result.epoch)
+            if self.on_epoch is not None:
+                self.on_epoch(EpochDone(trial.number, result.epoch, config.n_epochs, value,
+                                        finished))
+            # after the last epoch there is nothing left to save: the trial completes
+            if value is not None and result.epoch < config.n_epochs and trial.should_prune():
+                raise self.opt.TrialPruned(f"pruned after epoch {result.epoch}")
+
+        model.fit(self.train, on_epoch=epoch_done, progress=steps_done)
+        return evaluate(model, self.valid, cutoffs=[self.cutoff], mode=self.mode)
+
+
+def _optimize(optuna: Any, study: Any, objective: Any, report: Any, n_trials: int,
+              wait_poll: float) -> None:
+    """Run trials one at a time until the study has ``n_trials`` finished ones."""
+    waiting = False
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        finished, running = _counts(study, optuna)
+        if finished >= n_trials:
+            return
+        if finished + running >= n_trials:  # the last ones run on other workers
+            if not waiting:
+                log.info("waiting for %d running trial(s) of other workers", running)
+                waiting = True
+            time.sleep(wait_poll)
+            continue
+        waiting = False
+        study.optimize(objective, n_trials=1, catch=(_Surplus,), callbacks=[report])

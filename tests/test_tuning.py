@@ -4,6 +4,7 @@ SQLite study."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -136,6 +137,35 @@ def test_trials_run_in_process_and_hopeless_ones_are_pruned(split) -> None:
             assert t.value == t.user_attrs["recall"] and 0 < t.value <= 1
     assert seen[-1].finished == 10 and study.best_value == max(
         t.value for t in study.trials if t.state.name == "COMPLETE")
+
+
+def test_a_space_file_or_dicts_work_as_the_space(split, tmp_path: Path) -> None:
+    path = tmp_path / "space.json"
+    path.write_text("".join(json.dumps(entry) + "\n" for entry in SPACE))
+    for space in (path, str(path), SPACE):
+        study = tune(*split, space, fixed=FIXED, n_trials=1, pruner="none",
+                     sample_store_size=10_000)
+        assert set(study.trials[0].params) == {"learning_rate", "layers"}
+    with pytest.raises(ConfigError, match="learning_rate is also a fixed parameter"):
+        tune(*split, SPACE, fixed={**FIXED, "learning_rate": "0.1"}, n_trials=1)
+
+
+def _subnormal_survives() -> bool:
+    import torch
+
+    return (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() != 0.0
+
+
+def test_subnormals_are_flushed_while_trials_train_and_restored_after(split) -> None:
+    import torch
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals")
+    seen: list[bool] = []
+    tune(*split, SPACE, fixed=FIXED, n_trials=1, pruner="none", sample_store_size=10_000,
+         on_epoch=lambda e: seen.append(_subnormal_survives()))
+    assert seen == [False, False]  # flushed during both epochs of the trial
+    assert _subnormal_survives()  # PyTorch's default again
 
 
 def test_a_stored_study_continues_where_it_stopped(split, tmp_path: Path) -> None:

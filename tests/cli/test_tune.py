@@ -48,6 +48,8 @@ def test_tune_writes_the_best_parameters_the_trials_and_plots(data, space, tmp_p
     assert "| best " in trials[-1] and "learning_rate=" in trials[-1]
     epochs = [line for line in lines if re.match(r"\[\d/4\] trial \d epoch \d/2:", line)]
     assert epochs[0].startswith("[1/4] trial 0 epoch 1/2: recall@20 0.")  # the pruning value
+    assert any(re.match(r"the pruner compares recall@20 after each epoch on the whole "
+                        r"validation set \([0-9,]+ events\)$", line) for line in lines)
     final = lines.index("Running final eval @[5, 10]:")
     assert lines[final + 1].startswith("Epoch1 --> loss: ")
     assert lines[-2].startswith("Recall@5: ") and lines[-1].startswith("Recall@10: ")

@@ -131,7 +131,8 @@ def execute(args: argparse.Namespace) -> int:
     for param in space:
         _say("\t" + param.describe())
     _say("-" * 80)
-    _say(f"study {name!r} in {storage.split('@')[-1]}; {args.ntrials} trials, "
+    _say(f"study {name!r} in {storage.split('@')[-1]}; {args.ntrials} "
+         f"trial{'s' if args.ntrials != 1 else ''}, "
          f"{args.primary_metric}@{args.measure}, pruner {args.pruner}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # this command prints its own lines
     if args.threads:
@@ -176,6 +177,7 @@ class _Printer:
         self.n, self.metric = args.ntrials, f"{args.primary_metric}@{args.measure}"
         self.best: tuple[float, int] | None = None
         self.bar = ProgressBar()
+        self.told = False  # whether the pruning sample was described
 
     def _best(self) -> str:
         return "no complete trial yet" if self.best is None else \
@@ -191,6 +193,13 @@ class _Printer:
 
     def epoch(self, e: EpochDone) -> None:
         self.bar.clear()
+        if e.value is not None and not self.told:
+            self.told = True
+            _say(f"the pruner compares {self.metric} after each epoch on " + (
+                f"the whole validation set ({e.valid_events:,} events)"
+                if e.sample_events == e.valid_events else
+                f"a fixed subsample of whole sessions: {e.sample_events:,} of "
+                f"{e.valid_events:,} validation events (--prune_events)"))
         shown = "" if e.value is None else f" {self.metric} {e.value:.6f} (pruning sample)"
         _say(f"{self._where(e.finished, e.number, e.epoch, e.n_epochs)}:{shown} | "
              f"{self._best()}")

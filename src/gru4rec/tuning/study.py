@@ -71,14 +71,17 @@ class TrialDone:
 @dataclass(frozen=True)
 class EpochDone:
     """What ``on_epoch`` gets after each epoch of a trial: the trial's number, the epoch
-    (1-based) of ``n_epochs``, the metric on the pruning sample (``None`` without a pruner)
-    and how many trials of the study were finished when this one started."""
+    (1-based) of ``n_epochs``, the metric on the pruning sample (``None`` without a pruner),
+    how many trials of the study were finished when this one started, and the events of the
+    pruning sample and of the whole validation set."""
 
     number: int
     epoch: int
     n_epochs: int
     value: float | None
     finished: int
+    sample_events: int
+    valid_events: int
 
 
 @dataclass(frozen=True)
@@ -331,8 +334,10 @@ class _Objective:
                                  mode=self.mode)[self.key]
                 trial.report(value, result.epoch)
             if self.on_epoch is not None:
-                self.on_epoch(EpochDone(trial.number, result.epoch, config.n_epochs, value,
-                                        finished))
+                self.on_epoch(EpochDone(
+                    trial.number, result.epoch, config.n_epochs, value, finished,
+                    len(self.prune.item) if self.prune is not None else 0,
+                    len(self.valid.item)))
             # after the last epoch there is nothing left to save: the trial completes
             if value is not None and result.epoch < config.n_epochs and trial.should_prune():
                 raise self.opt.TrialPruned(f"pruned after epoch {result.epoch}")

@@ -170,13 +170,22 @@ def test_subnormals_are_flushed_while_trials_train_and_restored_after(split) -> 
 
 def test_a_stored_study_continues_where_it_stopped(split, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
+    space = [{"name": "learning_rate", "dtype": "float", "values": [0.02, 0.3]}]
     kw = {"fixed": FIXED, "storage": url, "study_name": "s", "pruner": "none",
-          "sample_store_size": 10_000}
-    tune(*split, space_from(SPACE, FIXED), n_trials=3, **kw)
-    study = tune(*split, space_from(SPACE, FIXED), n_trials=5, **kw)
+          "sample_store_size": 10_000, "sampler_seed": 0}
+    first = tune(*split, space, n_trials=3, **kw)
+    best = (first.best_value, first.best_trial.number)
+    seen: list = []
+    study = tune(*split, space, n_trials=5, on_trial=seen.append, **kw)
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     assert len(finished(study)) == 5
-    again = tune(*split, space_from(SPACE, FIXED), n_trials=5, **kw)
+    # the same sampler seed does not replay the first run's suggestions
+    rates = [t.params["learning_rate"] for t in study.trials]
+    assert len(set(rates)) == 5
+    # the rerun's lines know the best of the first run
+    assert seen[0].finished == 4 and seen[0].best is not None and seen[0].best >= best
+    assert seen[-1].best == (study.best_value, study.best_trial.number)
+    again = tune(*split, space, n_trials=5, **kw)
     assert len(again.trials) == 5  # nothing left to do
 
 

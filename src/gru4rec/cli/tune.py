@@ -169,26 +169,26 @@ def execute(args: argparse.Namespace) -> int:
 
 class _Printer:
     """The live lines: a progress bar while a trial trains (on a terminal), then one line per
-    epoch and one per trial, each with the trial count and the best value so far."""
+    epoch and one per trial, each with the trial count and the study's best value so far."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from gru4rec.cli.progress import ProgressBar
 
         self.n, self.metric = args.ntrials, f"{args.primary_metric}@{args.measure}"
-        self.best: tuple[float, int] | None = None
         self.bar = ProgressBar()
         self.told = False  # whether the pruning sample was described
-
-    def _best(self) -> str:
-        return "no complete trial yet" if self.best is None else \
-            f"best {self.best[0]:.6f} (trial {self.best[1]})"
 
     def _where(self, finished: int, number: int, epoch: int, n_epochs: int) -> str:
         return f"[{min(finished + 1, self.n)}/{self.n}] trial {number} epoch {epoch}/{n_epochs}"
 
+    @staticmethod
+    def _best(best: tuple[float, int] | None) -> str:
+        return "no complete trial yet" if best is None else \
+            f"best {best[0]:.6f} (trial {best[1]})"
+
     def progress(self, p: TrialProgress) -> None:
         self.bar.label = f"{self._where(p.finished, p.number, p.epoch, p.n_epochs)} | " \
-                         f"{self._best()} |"
+                         f"{self._best(p.best)} |"
         self.bar(p.done, p.steps)
 
     def epoch(self, e: EpochDone) -> None:
@@ -202,19 +202,16 @@ class _Printer:
                 f"{e.valid_events:,} validation events (--prune_events)"))
         shown = "" if e.value is None else f" {self.metric} {e.value:.6f} (pruning sample)"
         _say(f"{self._where(e.finished, e.number, e.epoch, e.n_epochs)}:{shown} | "
-             f"{self._best()}")
+             f"{self._best(e.best)}")
 
     def trial(self, done: TrialDone) -> None:
         self.bar.clear()
-        if done.state == "COMPLETE" and done.value is not None and (
-                self.best is None or done.value > self.best[0]):
-            self.best = (done.value, done.number)
         what = {"COMPLETE": f"{self.metric} = {done.value:.6f}" if done.value is not None
                 else "complete",
                 "PRUNED": f"pruned after epoch {done.epochs}",
                 "FAIL": f"failed: {done.error}"}.get(done.state, done.state)
-        _say(f"[{done.finished}/{self.n}] trial {done.number} {what} | {self._best()} | "
-             f"{_shown(done.params)}")
+        _say(f"[{done.finished}/{self.n}] trial {done.number} {what} | {self._best(done.best)} "
+             f"| {_shown(done.params)}")
 
 
 def _write_trials(study: Any, out: Path) -> None:

@@ -56,8 +56,9 @@ def require_optuna() -> Any:
 @dataclass(frozen=True)
 class TrialDone:
     """What a finished trial reports to ``on_trial``: its number, state (``COMPLETE``,
-    ``PRUNED`` or ``FAIL``), value (``None`` unless complete), epochs trained and how many
-    trials of the study are finished."""
+    ``PRUNED`` or ``FAIL``), value (``None`` unless complete), epochs trained, how many
+    trials of the study are finished, and the study's best (value, trial number) so far,
+    over every worker."""
 
     number: int
     state: str
@@ -66,20 +67,22 @@ class TrialDone:
     finished: int
     params: dict[str, Any]
     error: str | None = None
+    best: tuple[float, int] | None = None
 
 
 @dataclass(frozen=True)
 class EpochDone:
     """What ``on_epoch`` gets after each epoch of a trial: the trial's number, the epoch
     (1-based) of ``n_epochs``, the metric on the pruning sample (``None`` without a pruner),
-    how many trials of the study were finished when this one started, and the events of the
-    pruning sample and of the whole validation set."""
+    how many trials of the study were finished and its best (value, trial number) when this
+    one started, and the events of the pruning sample and of the whole validation set."""
 
     number: int
     epoch: int
     n_epochs: int
     value: float | None
     finished: int
+    best: tuple[float, int] | None
     sample_events: int
     valid_events: int
 
@@ -88,7 +91,7 @@ class EpochDone:
 class TrialProgress:
     """What ``progress`` gets while a trial trains: the trial's number, its epoch (1-based)
     of ``n_epochs``, the steps done of the epoch's ``steps``, and how many trials of the
-    study were finished when this one started."""
+    study were finished and its best (value, trial number) when this one started."""
 
     number: int
     epoch: int
@@ -96,6 +99,7 @@ class TrialProgress:
     done: int
     steps: int
     finished: int
+    best: tuple[float, int] | None
 
 
 class _Surplus(Exception):
@@ -147,18 +151,22 @@ def _storage(optuna: Any, storage: str | None) -> Any:
     raise AssertionError("unreachable")
 
 
-def _counts(study: Any, optuna: Any) -> tuple[int, int]:
-    """(finished trials, running trials) of the study; surplus trials and trials of killed
-    workers are not counted (their slot is trained again)."""
+def _counts(study: Any, optuna: Any) -> tuple[int, int, tuple[float, int] | None]:
+    """(finished trials, running trials, best (value, number) or None) of the study, over
+    every worker; surplus trials and trials of killed workers are not counted (their slot
+    is trained again)."""
     state = optuna.trial.TrialState
     finished = running = 0
+    best: tuple[float, int] | None = None
     for t in study.get_trials(deepcopy=False):
         if t.state in (state.COMPLETE, state.PRUNED) or (
                 t.state == state.FAIL and "error" in t.user_attrs):
             finished += 1
         elif t.state == state.RUNNING:
             running += 1
-    return finished, running
+        if t.state == state.COMPLETE and (best is None or t.value > best[0]):
+            best = (t.value, t.number)
+    return finished, running, best
 
 
 @contextlib.contextmanager
@@ -251,18 +259,17 @@ def tune(train: Any, valid: Any, space: str | Path | Sequence[Param | Mapping[st
         warnings.simplefilter("ignore", opt.exceptions.ExperimentalWarning)
         objective.study = study = opt.create_study(
             storage=_storage(opt, storage), study_name=study_name, direction="maximize",
-            load_if_exists=True, pruner=_make_pruner(opt, pruner, base.n_epochs),
-            sampler=opt.samplers.TPESampler(seed=sampler_seed))
+            load_if_exists=True, pruner=_make_pruner(opt, pruner, base.n_epochs))
+        study.sampler = opt.samplers.TPESampler(seed=_sampler_seed(sampler_seed, study))
 
         def report(study: Any, frozen: Any) -> None:  # optuna's Study and FrozenTrial
             if on_trial is None or frozen.user_attrs.get("surplus"):
                 return
-            done = frozen.state.name == "COMPLETE"
+            finished, _, best = _counts(study, opt)
             on_trial(TrialDone(frozen.number, frozen.state.name,
-                               frozen.value if done else None,
-                               int(frozen.user_attrs.get("epochs", 0)),
-                               _counts(study, opt)[0], dict(frozen.params),
-                               frozen.user_attrs.get("error")))
+                               frozen.value if frozen.state.name == "COMPLETE" else None,
+                               int(frozen.user_attrs.get("epochs", 0)), finished,
+                               dict(frozen.params), frozen.user_attrs.get("error"), best))
 
         with _flush_denormals():
             _optimize(opt, study, objective, report, n_trials, wait_poll)
@@ -296,11 +303,11 @@ class _Objective:
         if self._started_before(trial.number) >= self.n_trials:
             trial.set_user_attr("surplus", True)
             raise _Surplus
-        finished = _counts(self.study, self.opt)[0]
+        status = _counts(self.study, self.opt)
         params = {p.name: p.suggest(trial) for p in self.space}
         start = time.perf_counter()
         try:
-            res = self._train(trial, self.base.replace(**params), finished)
+            res = self._train(trial, self.base.replace(**params), status[0], status[2])
         except (ConfigError, TrainingDivergedError) as exc:  # this trial's parameters
             trial.set_user_attr("error", str(exc).splitlines()[0][:500])
             return float("nan")  # recorded as a failed trial that counts as finished
@@ -310,7 +317,8 @@ class _Objective:
         trial.set_user_attr("mrr", res[f"MRR@{self.cutoff}"])
         return float(res[self.key])
 
-    def _train(self, trial: Any, config: GRU4RecConfig, finished: int) -> Any:
+    def _train(self, trial: Any, config: GRU4RecConfig, finished: int,
+               best: tuple[float, int] | None) -> Any:
         """Train one trial (raising ``TrialPruned`` when the pruner says so) and evaluate it
         on the validation events."""
         from gru4rec.evaluation import evaluate
@@ -322,7 +330,7 @@ class _Objective:
         def steps_done(done: int, steps: int) -> None:
             if self.progress is not None:
                 self.progress(TrialProgress(trial.number, epoch, config.n_epochs, done, steps,
-                                            finished))
+                                            finished, best))
 
         def epoch_done(result: Any) -> None:
             nonlocal epoch
@@ -335,7 +343,7 @@ class _Objective:
                 trial.report(value, result.epoch)
             if self.on_epoch is not None:
                 self.on_epoch(EpochDone(
-                    trial.number, result.epoch, config.n_epochs, value, finished,
+                    trial.number, result.epoch, config.n_epochs, value, finished, best,
                     len(self.prune.item) if self.prune is not None else 0,
                     len(self.valid.item)))
             # after the last epoch there is nothing left to save: the trial completes
@@ -346,13 +354,23 @@ class _Objective:
         return evaluate(model, self.valid, cutoffs=[self.cutoff], mode=self.mode)
 
 
+def _sampler_seed(seed: int | None, study: Any) -> int | None:
+    """``seed`` for a new study; for one that already has trials (a rerun, or a worker
+    joining), a seed drawn from ``seed`` and their count, so that the sampler does not
+    replay the suggestions it made to the first run."""
+    stored = len(study.get_trials(deepcopy=False))
+    if seed is None or stored == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, stored]).generate_state(1)[0])
+
+
 def _optimize(optuna: Any, study: Any, objective: Any, report: Any, n_trials: int,
               wait_poll: float) -> None:
     """Run trials one at a time until the study has ``n_trials`` finished ones."""
     waiting = False
     while True:
         optuna.storages.fail_stale_trials(study)
-        finished, running = _counts(study, optuna)
+        finished, running, _ = _counts(study, optuna)
         if finished >= n_trials:
             return
         if finished + running >= n_trials:  # the last ones run on other workers

@@ -139,6 +139,18 @@ def test_trials_run_in_process_and_hopeless_ones_are_pruned(split) -> None:
         t.value for t in study.trials if t.state.name == "COMPLETE")
 
 
+def test_hyperband_stops_trials_after_an_epoch_and_none_never_does(split) -> None:
+    fixed = {**FIXED, "n_epochs": "3"}
+    for pruner, want_pruned in (("hyperband", True), ("none", False)):
+        study = tune(*split, SPACE, fixed=fixed, n_trials=12, pruner=pruner, sampler_seed=0,
+                     sample_store_size=10_000)
+        pruned = [t for t in study.trials if t.state.name == "PRUNED"]
+        assert len(finished(study)) == 12 and bool(pruned) == want_pruned
+        assert all(t.user_attrs["epochs"] < 3 for t in pruned)
+        assert all(t.user_attrs["epochs"] == 3 for t in study.trials
+                   if t.state.name == "COMPLETE")
+
+
 def test_a_space_file_or_dicts_work_as_the_space(split, tmp_path: Path) -> None:
     path = tmp_path / "space.json"
     path.write_text("".join(json.dumps(entry) + "\n" for entry in SPACE))

@@ -86,6 +86,10 @@ def test_tune_usage_errors(data, space, tmp_path: Path, capsys, monkeypatch) -> 
     assert main(["tune", str(data["train"]), str(tmp_path / "none.tsv"), "-opf",
                  str(space)]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["tune", *tune(data, space, tmp_path / "o"), "-d", "tpu"]) == 2
+    err = capsys.readouterr().err
+    assert "tpu" in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "study.db").exists()  # refused before any study or trial
     import builtins
 
     real = builtins.__import__

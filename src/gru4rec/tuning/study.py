@@ -235,8 +235,8 @@ def tune(train: Any, valid: Any, space: str | Path | Sequence[Param | Mapping[st
     :func:`_flush_denormals`) and PyTorch's default is restored afterwards.
 
     Raises:
-        ConfigError: optuna is missing, a bad option, space, metric, pruner or storage, or
-            fixed parameters that are not valid.
+        ConfigError: optuna is missing, a bad option, space, metric, pruner, device or
+            storage, or fixed parameters that are not valid.
         DataError: the data cannot be read, or the validation set leaves no prediction.
     """
     opt = require_optuna()
@@ -244,6 +244,9 @@ def tune(train: Any, valid: Any, space: str | Path | Sequence[Param | Mapping[st
         raise ConfigError(f"metric must be recall or mrr, got {metric!r}")
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError(f"n_trials must be a positive integer, got {n_trials!r}")
+    from gru4rec.model import resolve_device
+
+    device = str(resolve_device(device))  # a device this machine lacks: an error, not N trials
     base = GRU4RecConfig.from_dict(dict(fixed or {}))
     params = _as_space(space, dict(fixed or {}))
     keys = {"session_key": session_key, "item_key": item_key, "time_key": time_key}

@@ -38,10 +38,10 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add the ``tune`` subcommand to ``subparsers`` and return its parser."""
     p = subparsers.add_parser(
         "tune", help="optimise hyperparameters with Optuna (needs the tune extra)",
-        description="Search a parameter space for the GRU4Rec parameters that maximise "
-                    "Recall@k or MRR@k on a validation set. Trials run in this process; the "
-                    "study is stored (rerun the same command to continue it, or start it "
-                    "on several machines with one --storage) and pruned.",
+        description="Search a parameter space for the GRU4Rec parameters that maximise\n"
+                    "Recall@k or MRR@k on a validation set. Trials run in this process; the\n"
+                    "study is stored (rerun the same command to continue it, or start it on\n"
+                    "several machines with one --storage) and hopeless trials are pruned.",
         epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", metavar="PATH", help="Training events (as for gru4rec run).")
     p.add_argument("test", metavar="TEST_PATH", help="Validation events the trials are "
@@ -79,7 +79,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                    help="The study in the storage. (Default: the space file's name)")
     p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
                    help="Stop hopeless trials after an epoch: median (below the median of "
-                        "earlier trials at that epoch), hyperband, or none. (Default: median)")
+                        "the completed trials at that epoch), hyperband, or none. (Default: "
+                        "median)")
     p.add_argument("--prune_events", metavar="N", type=positive_int, default=200_000,
                    help="The per-epoch evaluations for pruning use a fixed subsample of "
                         "whole validation sessions with at most N events (the trial's value "

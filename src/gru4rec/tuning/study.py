@@ -328,7 +328,7 @@ class _Objective:
         from gru4rec.model import GRU4Rec
 
         model = GRU4Rec(config, **self.model_args)
-        epoch = 1
+        epoch, last = 1, None  # last: the newest pruning evaluation when it used every event
 
         def steps_done(done: int, steps: int) -> None:
             if self.progress is not None:
@@ -336,13 +336,14 @@ class _Objective:
                                             finished, best))
 
         def epoch_done(result: Any) -> None:
-            nonlocal epoch
+            nonlocal epoch, last
             epoch = result.epoch + 1
             trial.set_user_attr("epochs", result.epoch)
             value = None
             if self.prune is not None:
-                value = evaluate(model, self.prune, cutoffs=[self.cutoff],
-                                 mode=self.mode)[self.key]
+                res = evaluate(model, self.prune, cutoffs=[self.cutoff], mode=self.mode)
+                last = res if self.prune is self.valid else None
+                value = res[self.key]
                 trial.report(value, result.epoch)
             if self.on_epoch is not None:
                 self.on_epoch(EpochDone(
@@ -354,6 +355,9 @@ class _Objective:
                 raise self.opt.TrialPruned(f"pruned after epoch {result.epoch}")
 
         model.fit(self.train, on_epoch=epoch_done, progress=steps_done)
+        # a pruning sample that is the whole validation set has measured the trained model
+        if last is not None:
+            return last
         return evaluate(model, self.valid, cutoffs=[self.cutoff], mode=self.mode)
 
 

@@ -291,7 +291,8 @@ def _plot(vis: Any, vis_mpl: Any, plt: Any, study: Any, name: str, out: Path) ->
         fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
         plt.close(fig)
         return True
-    except (ValueError, RuntimeError, ZeroDivisionError) as exc:  # e.g. too few trials
+    # too few trials, or (optuna < 5) importances that need scikit-learn
+    except (ValueError, RuntimeError, ZeroDivisionError, ImportError) as exc:
         _say(f"plot {name} skipped: {exc}")
         return False
 

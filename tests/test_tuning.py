@@ -201,6 +201,28 @@ def test_a_stored_study_continues_where_it_stopped(split, tmp_path: Path) -> Non
     assert len(again.trials) == 5  # nothing left to do
 
 
+def test_a_trial_left_running_before_its_first_heartbeat_is_failed_and_replaced(
+        split, tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    from gru4rec.tuning import study as study_module
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    # a worker that died right after creating its trial: RUNNING, no heartbeat ever
+    optuna.create_study(storage=url, study_name="s", direction="maximize").ask()
+    monkeypatch.setattr(study_module, "GRACE_SECONDS", 1)  # seconds before it is failed
+    done: list = []
+    worker = threading.Thread(target=lambda: done.append(tune(
+        *split, SPACE, fixed=FIXED, n_trials=1, storage=url, study_name="s", pruner="none",
+        sample_store_size=10_000, wait_poll=0.1)), daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "the study waited for the dead worker's trial"
+    states = [t.state.name for t in done[0].trials]
+    assert states == ["FAIL", "COMPLETE"]
+    assert done[0].trials[1].user_attrs["worker"].endswith(f":{os.getpid()}")
+
+
 WORKER = """
 import sys
 import optuna
@@ -225,15 +247,29 @@ def files(split, tmp_path: Path) -> dict[str, Path]:
             "worker": tmp_path / "worker.py", "db": tmp_path / "study.db"}
 
 
+_SPAWNED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test():
+    yield
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        if proc.poll() is None:  # a failed test: the worker may still be waiting
+            proc.kill()
+            proc.wait(30)
+
+
 def start_worker(files: dict[str, Path], n_trials: int, epochs: int, seed: int,
                  heartbeat: tuple[int, int] = (5, 20)) -> subprocess.Popen:
     files["worker"].write_text(WORKER)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
+    _SPAWNED.append(proc := subprocess.Popen(
         [sys.executable, str(files["worker"]), str(files["train"]), str(files["valid"]),
          str(files["space"]), str(n_trials), str(epochs), f"sqlite:///{files['db']}",
          str(seed), *map(str, heartbeat)], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE)
+        stderr=subprocess.PIPE))
+    return proc
 
 
 def load(files: dict[str, Path]):

@@ -226,6 +226,7 @@ def _write_trials(study: Any, out: Path) -> None:
                      "recall": t.user_attrs.get("recall"), "mrr": t.user_attrs.get("mrr"),
                      "epochs": t.user_attrs.get("epochs"),
                      "seconds": t.user_attrs.get("seconds"),
+                     "worker": t.user_attrs.get("worker"),
                      "error": t.user_attrs.get("error"), **{f"param_{k}": v for k, v in
                                                             t.params.items()}})
     (out / "trials.json").write_text(json.dumps(rows, indent=1) + "\n")

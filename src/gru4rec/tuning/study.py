@@ -10,7 +10,10 @@ machine or many, share it; together they finish exactly ``n_trials`` trials.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
+import os
+import socket
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -303,6 +306,8 @@ class _Objective:
                         or (t.state == state.FAIL and "error" in t.user_attrs)))
 
     def __call__(self, trial: Any) -> float:  # an optuna.Trial
+        # which worker runs it; also tells _fail_orphans that the trial got this far
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         if self._started_before(trial.number) >= self.n_trials:
             trial.set_user_attr("surplus", True)
             raise _Surplus
@@ -371,12 +376,28 @@ def _sampler_seed(seed: int | None, study: Any) -> int | None:
     return int(np.random.SeedSequence([seed, stored]).generate_state(1)[0])
 
 
+def _fail_orphans(optuna: Any, study: Any) -> None:
+    """Mark failed the trials of workers that died before the trial's first heartbeat:
+    running, never started by an objective (no ``worker`` attribute) and created more than
+    :data:`GRACE_SECONDS` ago. Optuna's stale-trial check only sees trials that have a
+    heartbeat, so without this such a trial would hold its slot forever."""
+    now = datetime.datetime.now()
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        started = t.datetime_start
+        if "worker" not in t.user_attrs and started is not None and \
+                (now - started).total_seconds() > GRACE_SECONDS:
+            log.warning("trial %d was left running by a worker that stopped before it "
+                        "started; marking it failed", t.number)
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+
+
 def _optimize(optuna: Any, study: Any, objective: Any, report: Any, n_trials: int,
               wait_poll: float) -> None:
     """Run trials one at a time until the study has ``n_trials`` finished ones."""
     waiting = False
     while True:
         optuna.storages.fail_stale_trials(study)
+        _fail_orphans(optuna, study)
         finished, running, _ = _counts(study, optuna)
         if finished >= n_trials:
             return

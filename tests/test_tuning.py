@@ -168,6 +168,14 @@ def _subnormal_survives() -> bool:
     return (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() != 0.0
 
 
+def test_bad_options_and_storage_are_refused_before_the_data_is_read(tmp_path: Path) -> None:
+    missing = tmp_path / "no_such.tsv"  # never read: the options fail first
+    with pytest.raises(ConfigError, match="pruner must be one of median, hyperband, none"):
+        tune(missing, missing, SPACE, fixed=FIXED, pruner="asha")
+    with pytest.raises(ConfigError, match="cannot open the study storage"):
+        tune(missing, missing, SPACE, fixed=FIXED, storage="nosuchdb://x/y")
+
+
 def test_subnormals_are_flushed_while_trials_train_and_restored_after(split) -> None:
     import torch
 

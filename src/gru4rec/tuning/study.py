@@ -123,13 +123,12 @@ def _subsample(events: Events, max_events: int | None, seed: int = 0) -> Events:
 
 
 def _make_pruner(optuna: Any, name: str, n_epochs: int) -> Any:
+    """The Optuna pruner of one of :data:`PRUNERS` (checked by :func:`tune`)."""
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, n_epochs))
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ConfigError(f"pruner must be one of {', '.join(PRUNERS)}, got {name!r}")
+    return optuna.pruners.NopPruner()
 
 
 def _storage(optuna: Any, storage: str | None) -> Any:
@@ -142,8 +141,11 @@ def _storage(optuna: Any, storage: str | None) -> Any:
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}  # workers share a file
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
-                                              grace_period=GRACE_SECONDS, **kwargs)
+            with warnings.catch_warnings():  # optuna marks heartbeats experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                    **kwargs)
         except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds for bad URLs
             if attempt == 4 or not storage.startswith("sqlite"):
                 raise ConfigError(f"cannot open the study storage "
@@ -247,11 +249,14 @@ def tune(train: Any, valid: Any, space: str | Path | Sequence[Param | Mapping[st
         raise ConfigError(f"metric must be recall or mrr, got {metric!r}")
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError(f"n_trials must be a positive integer, got {n_trials!r}")
+    if pruner not in PRUNERS:
+        raise ConfigError(f"pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}")
     from gru4rec.model import resolve_device
 
     device = str(resolve_device(device))  # a device this machine lacks: an error, not N trials
     base = GRU4RecConfig.from_dict(dict(fixed or {}))
     params = _as_space(space, dict(fixed or {}))
+    rdb = _storage(opt, storage)  # a bad URL is found before the data is read
     keys = {"session_key": session_key, "item_key": item_key, "time_key": time_key}
     valid_ev = read_events(valid, **keys)
     objective = _Objective(
@@ -264,7 +269,7 @@ def tune(train: Any, valid: Any, space: str | Path | Sequence[Param | Mapping[st
         # heartbeats (a killed worker's trial is failed) are marked experimental by optuna
         warnings.simplefilter("ignore", opt.exceptions.ExperimentalWarning)
         objective.study = study = opt.create_study(
-            storage=_storage(opt, storage), study_name=study_name, direction="maximize",
+            storage=rdb, study_name=study_name, direction="maximize",
             load_if_exists=True, pruner=_make_pruner(opt, pruner, base.n_epochs))
         study.sampler = opt.samplers.TPESampler(seed=_sampler_seed(sampler_seed, study))
 

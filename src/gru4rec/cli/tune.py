@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gru4rec.cli.arguments import Subparsers, positive_int
+from gru4rec.cli.run import EVAL_TYPES
 
 if TYPE_CHECKING:  # pragma: no cover
     from gru4rec.tuning import EpochDone, TrialDone, TrialProgress
@@ -61,8 +62,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                                       "parameters. (Default: 20)")
     p.add_argument("-pm", "--primary_metric", choices=("recall", "mrr"), default="recall",
                    help="The optimised metric. (Default: recall)")
-    p.add_argument("-e", "--eval_type", choices=("standard", "conservative", "median",
-                                                 "tiebreaking"), default="standard",
+    p.add_argument("-e", "--eval_type", choices=EVAL_TYPES, default="standard",
                    metavar="EVAL_TYPE", help="Tie handling of the evaluation. (Default: "
                                              "standard)")
     p.add_argument("-d", "--device", metavar="D", help="cpu, cuda or cuda:N. (Default: cuda "

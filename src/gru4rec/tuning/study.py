@@ -156,6 +156,14 @@ def _storage(optuna: Any, storage: str | None) -> Any:
     raise AssertionError("unreachable")
 
 
+def _finished(t: Any, state: Any) -> bool:
+    """Whether trial ``t`` holds one of the study's ``n_trials`` slots for good: complete,
+    pruned, or failed on its own parameters (a killed worker's trial, failed without an
+    ``error``, does not: its slot is trained again)."""
+    return t.state in (state.COMPLETE, state.PRUNED) or (
+        t.state == state.FAIL and "error" in t.user_attrs)
+
+
 def _counts(study: Any, optuna: Any) -> tuple[int, int, tuple[float, int] | None]:
     """(finished trials, running trials, best (value, number) or None) of the study, over
     every worker; surplus trials and trials of killed workers are not counted (their slot
@@ -164,8 +172,7 @@ def _counts(study: Any, optuna: Any) -> tuple[int, int, tuple[float, int] | None
     finished = running = 0
     best: tuple[float, int] | None = None
     for t in study.get_trials(deepcopy=False):
-        if t.state in (state.COMPLETE, state.PRUNED) or (
-                t.state == state.FAIL and "error" in t.user_attrs):
+        if _finished(t, state):
             finished += 1
         elif t.state == state.RUNNING:
             running += 1
@@ -307,8 +314,7 @@ class _Objective:
         """Trials before ``number`` that are finished or still running (on any worker)."""
         state = self.opt.trial.TrialState
         return sum(1 for t in self.study.get_trials(deepcopy=False) if t.number < number
-                   and (t.state in (state.COMPLETE, state.PRUNED, state.RUNNING)
-                        or (t.state == state.FAIL and "error" in t.user_attrs)))
+                   and (t.state == state.RUNNING or _finished(t, state)))
 
     def __call__(self, trial: Any) -> float:  # an optuna.Trial
         # which worker runs it; also tells _fail_orphans that the trial got this far

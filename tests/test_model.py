@@ -79,6 +79,46 @@ def test_same_seed_same_losses_different_seed_different_losses(
     assert [r.loss for r in a.history_] != [r.loss for r in c.history_]
 
 
+@pytest.mark.parametrize("loss", ["cross-entropy", "bpr-max"])
+def test_evaluating_after_a_step_leaves_the_training_unchanged(
+        train: Events, test_events: Events, device: str, loss: str,
+        small_params: dict[str, Any]) -> None:
+    # how tuning prunes inside an epoch: on_step evaluates the half-trained model
+    params = {"n_epochs": 2, "dropout_p_hidden": 0.2, "loss": loss, **small_params}
+    plain = GRU4Rec(device=device, seed=3, **params).fit(train)
+    calls: list[tuple[int, int]] = []
+    mid: list[float] = []
+
+    def on_step(done: int, steps: int) -> None:
+        calls.append((done, steps))
+        if done in (1, steps // 2):
+            mid.append(evaluate(probed, test_events, cutoffs=[5])["Recall@5"])
+
+    probed = GRU4Rec(device=device, seed=3, **params)
+    probed.fit(train, on_step=on_step)
+    steps = calls[0][1]
+    assert calls == [(t, steps) for t in range(1, steps + 1)] * 2 and len(mid) == 4
+    assert [r.loss for r in probed.history_] == [r.loss for r in plain.history_]
+    for name, weights in plain.net_.params.items():
+        torch.testing.assert_close(probed.net_.params[name], weights, rtol=0, atol=0)
+    assert mid[0] < mid[1] <= evaluate(plain, test_events, cutoffs=[5])["Recall@5"]
+
+
+def test_an_exception_from_on_step_stops_the_training_there(
+        train: Events, small_params: dict[str, Any]) -> None:
+    seen: list[int] = []
+
+    def on_step(done: int, steps: int) -> None:
+        seen.append(done)
+        if done == 3:
+            raise KeyError("stop")
+
+    model = GRU4Rec(device="cpu", n_epochs=2, **small_params)
+    with pytest.raises(KeyError, match="stop"):
+        model.fit(train, on_step=on_step)
+    assert seen == [1, 2, 3] and model.history_ == []
+
+
 # ----------------------------------------------------------------------------- not fitted
 
 

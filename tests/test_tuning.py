@@ -131,12 +131,58 @@ def test_trials_run_in_process_and_hopeless_ones_are_pruned(split) -> None:
     for t in study.trials:
         assert 0.02 <= t.params["learning_rate"] <= 0.3 and t.params["layers"] in (8, 16, 24,
                                                                                     32)
-        want_epochs = 2 if t.state.name == "COMPLETE" else 1
-        assert t.user_attrs["epochs"] == want_epochs
         if t.state.name == "COMPLETE":
             assert t.value == t.user_attrs["recall"] and 0 < t.value <= 1
+            assert t.user_attrs["epochs"] == 2
+            # checked an eighth, a quarter and a half into the first epoch, then after each epoch
+            assert sorted(t.intermediate_values) == [125, 250, 500, 1000, 2000]
+        else:  # pruned at one of the checks before the last epoch ended
+            assert t.user_attrs["epochs"] in (0.125, 0.25, 0.5, 1)
+            assert max(t.intermediate_values) == round(1000 * t.user_attrs["epochs"])
     assert seen[-1].finished == 10 and study.best_value == max(
         t.value for t in study.trials if t.state.name == "COMPLETE")
+    assert {d.epochs for d in seen if d.state == "PRUNED"} & {0.125, 0.25, 0.5}  # early ones save
+
+
+def test_the_median_pruner_compares_with_the_recent_completed_trials() -> None:
+    optuna = pytest.importorskip("optuna")
+    from gru4rec.tuning.pruning import RecentMedianPruner
+
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+
+    def trial(curve: dict[int, float], state: str = "COMPLETE") -> object:
+        return optuna.trial.create_trial(
+            state=optuna.trial.TrialState[state], params={"x": 0.5}, distributions=dist,
+            value=curve[max(curve)] if state == "COMPLETE" else None,
+            intermediate_values=curve)
+
+    study = optuna.create_study(direction="maximize")
+    pruner = RecentMedianPruner(window=3, n_startup=2)
+    assert not pruner.prune(study, trial({100: 0.0}, "RUNNING"))  # nothing to compare with
+    study.add_trial(trial({100: 0.1, 200: 0.2}))
+    assert not pruner.prune(study, trial({100: 0.0}, "RUNNING"))  # 1 < n_startup complete
+    for early in (0.2, 0.6, 0.7, 0.8):  # the old 0.1 and 0.2 fall out of the window of 3
+        study.add_trial(trial({100: early, 200: early + 0.1}))
+    assert pruner.prune(study, trial({100: 0.65}, "RUNNING"))  # median of 0.6-0.8: 0.7
+    assert not pruner.prune(study, trial({100: 0.7}, "RUNNING"))  # not below it
+    assert not pruner.prune(study, trial({100: 0.85, 200: 0.5}, "RUNNING"))  # its best counts
+    assert pruner.prune(study, trial({100: float("nan")}, "RUNNING"))
+    assert not pruner.prune(study, trial({150: 0.0}, "RUNNING"))  # no trial reported there
+    # optuna's MedianPruner keeps the first trials' low values in its median (0.6)
+    assert not optuna.pruners.MedianPruner(n_startup_trials=2).prune(
+        study, trial({100: 0.65}, "RUNNING"))
+    with pytest.raises(ValueError, match="window and n_startup must be >= 1"):
+        RecentMedianPruner(window=0)
+
+
+def test_without_early_points_the_pruner_looks_after_each_epoch_only(split) -> None:
+    seen: list = []
+    study = tune(*split, SPACE, fixed=FIXED, n_trials=8, pruner="median", sampler_seed=0,
+                 sample_store_size=10_000, prune_early=(), on_epoch=seen.append)
+    assert {e.epoch for e in seen} == {1, 2}
+    for t in study.trials:
+        assert set(t.intermediate_values) <= {1000, 2000}
+        assert t.user_attrs["epochs"] == (2 if t.state.name == "COMPLETE" else 1)
 
 
 def test_hyperband_stops_trials_after_an_epoch_and_none_never_does(split) -> None:
@@ -174,6 +220,9 @@ def test_bad_options_and_storage_are_refused_before_the_data_is_read(tmp_path: P
         tune(missing, missing, SPACE, fixed=FIXED, pruner="asha")
     with pytest.raises(ConfigError, match="cannot open the study storage"):
         tune(missing, missing, SPACE, fixed=FIXED, storage="nosuchdb://x/y")
+    for early in ((0.5, 1.0), (0.0,), (0.3, 0.3001)):
+        with pytest.raises(ConfigError, match="prune_early takes fractions of the first"):
+            tune(missing, missing, SPACE, fixed=FIXED, prune_early=early)
 
 
 def test_subnormals_are_flushed_while_trials_train_and_restored_after(split) -> None:

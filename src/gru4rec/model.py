@@ -105,11 +105,15 @@ class GRU4Rec:
             checkpoint_dir: str | Path | None = None, keep_checkpoints: int = 3,
             resume: bool = False,
             on_epoch: Callable[[EpochResult], None] | None = None,
-            progress: Callable[[int, int], None] | None = None) -> GRU4Rec:
+            progress: Callable[[int, int], None] | None = None,
+            on_step: Callable[[int, int], None] | None = None) -> GRU4Rec:
         """Train on a click log (path, DataFrame or Events); returns ``self``.
 
         ``on_epoch`` is called with each epoch's :class:`EpochResult`; ``progress`` with
-        (steps done, steps in epoch) during an epoch.
+        (steps done, steps in epoch) now and then during an epoch; ``on_step`` with the
+        same after every training step (the model, when not retraining, then has that
+        step's weights and can be evaluated; an exception it raises stops the training
+        there and propagates).
 
         ``retrain=True`` continues this trained (or loaded) model on ``data`` instead of
         starting over (:mod:`gru4rec.retraining`): items not seen before get new rows in
@@ -150,7 +154,7 @@ class GRU4Rec:
                              time_key=time_key)
         ckpt = (checkpoint_dir, keep_checkpoints, resume)
         if retrain:
-            return self._retrain(events, fresh_optimizer, on_epoch, progress, ckpt)
+            return self._retrain(events, fresh_optimizer, on_epoch, progress, on_step, ckpt)
         index, sessions, support = self._training_sessions(events)
         gen = torch.Generator().manual_seed(self.seed)
         net = Network.initialize(len(index), self.config, gen, self.device)
@@ -162,7 +166,7 @@ class GRU4Rec:
         self.history_, self._diverged = [], False
         log.info("training on %d events, %d sessions, %d items", len(events),
                  sessions.n_sessions, len(index))
-        self._run_epochs(trainer, on_epoch, progress, ckpt, index, sessions)
+        self._run_epochs(trainer, on_epoch, progress, on_step, ckpt, index, sessions)
         for p in net.params.values():
             p.requires_grad_(False)
         self.optimizer_state_ = trainer.opt.state_dict()
@@ -171,6 +175,7 @@ class GRU4Rec:
     def _retrain(self, events: Events, fresh_optimizer: bool,
                  on_epoch: Callable[[EpochResult], None] | None,
                  progress: Callable[[int, int], None] | None,
+                 on_step: Callable[[int, int], None] | None,
                  ckpt: tuple[str | Path | None, int, bool]) -> GRU4Rec:
         """``fit(retrain=True)``: train a grown copy, then take it over (all or nothing)."""
         gen = torch.Generator().manual_seed(self.seed)
@@ -194,7 +199,8 @@ class GRU4Rec:
         history = self.history_
         self.history_ = []
         try:
-            self._run_epochs(trainer, on_epoch, progress, ckpt, grown.index, grown.sessions)
+            self._run_epochs(trainer, on_epoch, progress, on_step, ckpt, grown.index,
+                             grown.sessions)
         except TrainingDivergedError as exc:
             self.history_, self._diverged = history, False
             raise TrainingDivergedError(f"{exc}; the model is the one before retraining") \
@@ -220,6 +226,7 @@ class GRU4Rec:
 
     def _run_epochs(self, trainer: Trainer, on_epoch: Callable[[EpochResult], None] | None,
                     progress: Callable[[int, int], None] | None,
+                    on_step: Callable[[int, int], None] | None,
                     ckpt: tuple[str | Path | None, int, bool], index: ItemIndex,
                     sessions: SessionData) -> None:
         """The epochs up to ``n_epochs``; a diverged run marks the model unusable and
@@ -236,7 +243,7 @@ class GRU4Rec:
         with GracefulStop(enabled=checkpoints is not None) as stop:
             while trainer.epoch < self.config.n_epochs:
                 try:
-                    result = trainer.run_epoch(progress)
+                    result = trainer.run_epoch(progress, on_step)
                 except TrainingDivergedError:
                     self._diverged = True
                     raise

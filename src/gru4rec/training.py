@@ -168,8 +168,12 @@ class Trainer:
         if self.sampler.store is not None:
             self.sampler.store.restore(snap["sampler"])
 
-    def run_epoch(self, progress: ProgressFn | None = None) -> EpochResult:
-        """Train one epoch.
+    def run_epoch(self, progress: ProgressFn | None = None,
+                  on_step: ProgressFn | None = None) -> EpochResult:
+        """Train one epoch. ``progress`` is called with (steps done, steps in the epoch)
+        every :data:`NAN_CHECK_EVERY` steps and at the end; ``on_step`` after every step
+        (it may evaluate the network, which then has that step's weights, or raise to stop
+        the training there).
 
         Raises:
             TrainingDivergedError: the loss became NaN or infinite.
@@ -186,6 +190,8 @@ class Trainer:
             loss, state = self.step.step(batch, state)
             total += loss * (batch.n_rows if batch.row_weight is None
                              else batch.row_weight.sum())
+            if on_step is not None:
+                on_step(t + 1, s.n_steps)
             if (t + 1) % NAN_CHECK_EVERY == 0:
                 self._check_finite(total)
                 if progress is not None:

@@ -46,10 +46,14 @@ def test_tune_writes_the_best_parameters_the_trials_and_plots(data, space, tmp_p
     trials = [line for line in lines if re.match(r"\[\d/4\] trial \d (recall@20 =|pruned)", line)]
     assert len(trials) == 4 and trials[-1].startswith("[4/4] trial 3 ")
     assert "| best " in trials[-1] and "learning_rate=" in trials[-1]
-    epochs = [line for line in lines if re.match(r"\[\d/4\] trial \d epoch \d/2:", line)]
-    assert epochs[0].startswith("[1/4] trial 0 epoch 1/2: recall@20 0.")  # the pruning value
-    assert any(re.match(r"the pruner compares recall@20 after each epoch on the whole "
-                        r"validation set \([0-9,]+ events\)$", line) for line in lines)
+    epochs = [line for line in lines if re.match(r"\[\d/4\] trial \d epoch [0-9.]+/2:", line)]
+    # the pruning values: 1/8, 1/4 and 1/2 into the first epoch, then after each epoch
+    assert [line.split(":")[0] for line in epochs[:5]] == [
+        f"[1/4] trial 0 epoch {e}/2" for e in ("0.125", "0.25", "0.5", "1", "2")]
+    assert epochs[0].startswith("[1/4] trial 0 epoch 0.125/2: recall@20 0.")
+    assert any(re.match(r"the pruner compares recall@20 after each epoch and at 0.125, 0.25 "
+                        r"and 0.5 of the first on the whole validation set \([0-9,]+ events\)$",
+                        line) for line in lines)
     final = lines.index("Running final eval @[5, 10]:")
     assert lines[final + 1].startswith("Epoch1 --> loss: ")
     assert lines[-2].startswith("Recall@5: ") and lines[-1].startswith("Recall@10: ")
@@ -75,6 +79,19 @@ def test_tune_writes_the_best_parameters_the_trials_and_plots(data, space, tmp_p
             if re.match(r"\[\d/6\] trial \d (recall@20 =|pruned)", line)] == ["[5/6]", "[6/6]"]
 
 
+def test_the_cli_defaults_are_the_library_ones() -> None:
+    import argparse
+
+    from gru4rec.cli import tune as cli
+    from gru4rec.tuning import PRUNE_EARLY, PRUNERS
+
+    parser = cli.add_parser(argparse.ArgumentParser().add_subparsers())
+    actions = {a.dest: a for a in parser._actions}
+    assert tuple(actions["pruner"].choices) == PRUNERS
+    assert actions["prune_early"].default == PRUNE_EARLY
+    assert cli._fractions("none") == ()
+
+
 def test_tune_usage_errors(data, space, tmp_path: Path, capsys, monkeypatch) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"name": "layerz", "dtype": "int", "values": [8, 4]}\n'
@@ -90,6 +107,13 @@ def test_tune_usage_errors(data, space, tmp_path: Path, capsys, monkeypatch) -> 
     err = capsys.readouterr().err
     assert "tpu" in err and "Traceback" not in err
     assert not (tmp_path / "o" / "study.db").exists()  # refused before any study or trial
+    for early, message in (("0.5,1.5", "prune_early takes fractions of the first epoch"),
+                           ("half", "expected comma-separated fractions like 0.25,0.5")):
+        assert main(["tune", *tune(data, space, tmp_path / "o"), "--prune_early",
+                     early]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+        assert not (tmp_path / "o" / "study.db").exists()
     import builtins
 
     real = builtins.__import__

@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["add_parser", "execute"]
 
+_PRUNE_EARLY = "0.125,0.25,0.5"  # gru4rec.tuning.PRUNE_EARLY (not imported: it would load optuna)
+
 _EXAMPLES = """\
 examples:
   gru4rec tune train_tr.tsv train_valid.tsv -opf configs/spaces/gru4rec_bprmax_space.json \\
@@ -78,12 +80,17 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--study-name", metavar="NAME",
                    help="The study in the storage. (Default: the space file's name)")
     p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
-                   help="Stop hopeless trials after an epoch: median (below the median of "
-                        "the completed trials at that epoch), hyperband, or none. (Default: "
-                        "median)")
+                   help="Stop hopeless trials early: median (below the median of the 10 "
+                        "most recently completed trials at that point), hyperband, or none. "
+                        "(Default: median)")
+    p.add_argument("--prune_early", metavar="FRACTIONS", type=_fractions,
+                   default=_fractions(_PRUNE_EARLY),
+                   help="Besides after each epoch, the pruner checks a trial at these "
+                        "fractions of its first epoch (comma-separated; none: after each "
+                        f"epoch only). (Default: {_PRUNE_EARLY})")
     p.add_argument("--prune_events", metavar="N", type=positive_int, default=200_000,
-                   help="The per-epoch evaluations for pruning use a fixed subsample of "
-                        "whole validation sessions with at most N events (the trial's value "
+                   help="The evaluations for pruning use a fixed subsample of whole "
+                        "validation sessions with at most N events (the trial's value "
                         "always uses all). (Default: 200000)")
     p.add_argument("--seed", type=int, default=42, help="Training seed of every trial. "
                                                         "(Default: 42)")
@@ -96,6 +103,18 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no_final", action="store_true",
                    help="Skip the final run of the best parameters on -fm.")
     return p
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    """``0.25,0.5`` -> (0.25, 0.5); ``none`` -> () (the range is checked by tune)."""
+    if text.strip().lower() in ("none", ""):
+        return ()
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated fractions like 0.25,0.5 (or none), got {text!r}"
+        ) from None
 
 
 def _say(text: str) -> None:
@@ -144,7 +163,8 @@ def execute(args: argparse.Namespace) -> int:
     study = tune(args.path, args.test, space, fixed=fixed, n_trials=args.ntrials,
                  storage=storage, study_name=name, cutoff=args.measure,
                  metric=args.primary_metric, mode=args.eval_type, pruner=args.pruner,
-                 prune_events=args.prune_events, device=args.device, seed=args.seed,
+                 prune_events=args.prune_events, prune_early=args.prune_early,
+                 device=args.device, seed=args.seed,
                  sampler_seed=args.sampler_seed, sample_store_size=args.sample_store_size,
                  session_key=args.session_key, item_key=args.item_key,
                  time_key=args.time_key, on_trial=printer.trial, on_epoch=printer.epoch,
@@ -178,9 +198,12 @@ class _Printer:
         self.n, self.metric = args.ntrials, f"{args.primary_metric}@{args.measure}"
         self.bar = ProgressBar()
         self.told = False  # whether the pruning sample was described
+        early = [f"{f:g}" for f in args.prune_early]
+        at = " and ".join([", ".join(early[:-1]), early[-1]] if len(early) > 1 else early)
+        self.when = "after each epoch" + (f" and at {at} of the first" if at else "")
 
-    def _where(self, finished: int, number: int, epoch: int, n_epochs: int) -> str:
-        return f"[{min(finished + 1, self.n)}/{self.n}] trial {number} epoch {epoch}/{n_epochs}"
+    def _where(self, finished: int, number: int, epoch: float, n_epochs: int) -> str:
+        return f"[{min(finished + 1, self.n)}/{self.n}] trial {number} epoch {epoch:g}/{n_epochs}"
 
     @staticmethod
     def _best(best: tuple[float, int] | None) -> str:
@@ -196,7 +219,7 @@ class _Printer:
         self.bar.clear()
         if e.value is not None and not self.told:
             self.told = True
-            _say(f"the pruner compares {self.metric} after each epoch on " + (
+            _say(f"the pruner compares {self.metric} {self.when} on " + (
                 f"the whole validation set ({e.valid_events:,} events)"
                 if e.sample_events == e.valid_events else
                 f"a fixed subsample of whole sessions: {e.sample_events:,} of "
@@ -209,7 +232,8 @@ class _Printer:
         self.bar.clear()
         what = {"COMPLETE": f"{self.metric} = {done.value:.6f}" if done.value is not None
                 else "complete",
-                "PRUNED": f"pruned after epoch {done.epochs}",
+                "PRUNED": f"pruned after {done.epochs:g} epoch"
+                          f"{'' if done.epochs == 1 else 's'}",
                 "FAIL": f"failed: {done.error}"}.get(done.state, done.state)
         _say(f"[{done.finished}/{self.n}] trial {done.number} {what} | {self._best(done.best)} "
              f"| {_shown(done.params)}")

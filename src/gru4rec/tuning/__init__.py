@@ -12,7 +12,15 @@ of them, shared by any number of workers::
 """
 
 from gru4rec.tuning.space import Param, read_space, space_from
-from gru4rec.tuning.study import PRUNERS, EpochDone, TrialDone, TrialProgress, require_optuna, tune
+from gru4rec.tuning.study import (
+    PRUNE_EARLY,
+    PRUNERS,
+    EpochDone,
+    TrialDone,
+    TrialProgress,
+    require_optuna,
+    tune,
+)
 
-__all__ = ["PRUNERS", "EpochDone", "Param", "TrialDone", "TrialProgress", "read_space",
-           "require_optuna", "space_from", "tune"]
+__all__ = ["PRUNERS", "PRUNE_EARLY", "EpochDone", "Param", "TrialDone", "TrialProgress",
+           "read_space", "require_optuna", "space_from", "tune"]

@@ -28,11 +28,12 @@ from typing import Any
 from gru4rec.errors import ConfigError
 from gru4rec.params import parse_param_file, parse_param_string
 
-__all__ = ["ADAPTS", "LOSSES", "GRU4RecConfig", "canonical_activation", "parse_param_file",
-           "parse_param_string"]
+__all__ = ["ADAPTS", "LOSSES", "SESSION_BOUNDARIES", "GRU4RecConfig", "canonical_activation",
+           "parse_param_file", "parse_param_string"]
 
 log = logging.getLogger(__name__)
 
+SESSION_BOUNDARIES = ("reset", "carry")
 LOSSES = ("cross-entropy", "bpr-max", "top1-max", "top1", "bpr", "xe_logit")
 # optimiser -> default adapt_params (decay factors); "sgd" is the original's adapt=None
 ADAPTS: dict[str, tuple[float, ...]] = {"adagrad": (), "rmsprop": (0.9,), "adam": (0.9, 0.999),
@@ -87,6 +88,14 @@ class GRU4RecConfig:
         train_random_order: visit the training sessions in a new random order every epoch.
         time_sort: visit sessions in the order of their first event (else in session-id
             order); ignored with train_random_order.
+        session_boundary: with a user column, what happens to the hidden state where one
+            of the user's sessions ends and the next begins: ``reset`` (to zero: the
+            session-based GRU4Rec, which then ignores the users in training) or ``carry``
+            (sequence-aware: each user's history is one sequence, the next session starts
+            from the state the last one ended in).
+        bptt: truncated back-propagation through time over this many consecutive steps:
+            the summed loss of ``bptt`` steps is back-propagated through all of them before
+            one update (1 = the original: every step on its own).
 
     Raises:
         ConfigError: on construction, when any value is out of range or not one of its
@@ -122,6 +131,8 @@ class GRU4RecConfig:
     init_as_normal: bool = False
     train_random_order: bool = False
     time_sort: bool = True
+    session_boundary: str = "reset"
+    bptt: int = 1
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -288,6 +299,11 @@ def _problems(cfg: GRU4RecConfig) -> list[str]:
         p.append(f"embedding must be >= 0 (or 'layersize'), got {cfg.embedding}")
     if cfg.logq > 0 and cfg.loss not in ("cross-entropy", "xe_logit"):
         p.append("logq applies to the cross-entropy losses only; set logq=0")
+    if cfg.session_boundary not in SESSION_BOUNDARIES:
+        p.append(f"session_boundary must be one of {', '.join(SESSION_BOUNDARIES)}; got "
+                 f"{cfg.session_boundary!r}")
+    if cfg.bptt < 1:
+        p.append(f"bptt must be >= 1, got {cfg.bptt}")
     if not 0.0 <= cfg.smoothing < 1.0:
         p.append(f"smoothing must be in [0, 1), got {cfg.smoothing}")
     elif cfg.smoothing > 0 and cfg.loss not in ("cross-entropy", "xe_logit"):

@@ -4,6 +4,11 @@ Test sessions are replayed session-parallel (``batch_size`` slots, zero state at
 session start); after each event but the last, the model scores every item and the rank of
 the true next item is counted. Test events whose item the model does not know are dropped
 first (the rest of their session is kept) and their number is reported.
+
+With ``continue_state=True`` (a sequence-aware model, ``session_boundary=carry``) each test
+user's events are replayed as one sequence, starting from the user's state at the end of
+the training data (zero for users new in the test) and carried across their sessions; the
+predictions counted are the same as without it: the next item within a session.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from gru4rec.data.batching import DeviceSchedule, build_schedule
+from gru4rec.data.events import Events
 from gru4rec.data.io import read_events
-from gru4rec.data.sessions import SessionData, group_sessions
+from gru4rec.data.sessions import SessionData, group_sequences, group_sessions
 from gru4rec.errors import ConfigError
 from gru4rec.inference import lookup
 from gru4rec.metrics import MetricAccumulator, check_mode, target_ranks, target_ranks_chunked
@@ -74,8 +81,9 @@ class EvalResult:
 def evaluate(model: GRU4Rec, test: Any, *, cutoffs: Sequence[int] = (20,),
              mode: str = "standard", batch_size: int = 512,
              test_against_items: int | None = None, session_key: str = "SessionId",
-             item_key: str = "ItemId", time_key: str = "Time",
-             seed: int = 42, target_items: Collection[Any] | None = None) -> EvalResult:
+             item_key: str = "ItemId", time_key: str = "Time", user_key: str | None = None,
+             continue_state: bool = False, seed: int = 42,
+             target_items: Collection[Any] | None = None) -> EvalResult:
     """Evaluate ``model`` on test sessions (path, DataFrame or Events).
 
     Args:
@@ -84,7 +92,10 @@ def evaluate(model: GRU4Rec, test: Any, *, cutoffs: Sequence[int] = (20,),
         batch_size: session-parallel slots.
         test_against_items: rank the target only against the N most popular training
             items (plus itself). Use only with catalogues of millions of items, N >= 50,000.
-        session_key, item_key, time_key: the column names of the test data.
+        session_key, item_key, time_key: the column names of the test data; ``user_key``
+            the user column (needed by ``continue_state``).
+        continue_state: start each test user from their state at the end of the training
+            data (see the module); needs a model trained with ``session_boundary=carry``.
         seed: seeds the random tie-breaking.
         target_items: count only the predictions whose target is one of these item ids
             (e.g. the items a retraining added); ids the model does not know are ignored.
@@ -93,7 +104,8 @@ def evaluate(model: GRU4Rec, test: Any, *, cutoffs: Sequence[int] = (20,),
     Raises:
         NotFittedError: the model is not trained, or its training diverged.
         ConfigError: ``cutoffs`` is not a non-empty list of positive ints, ``mode`` is not
-            one of the four tie modes, or ``batch_size`` / ``test_against_items`` is < 1.
+            one of the four tie modes, ``batch_size`` / ``test_against_items`` is < 1, or
+            ``continue_state`` with a model without user states or without ``user_key``.
         DataError: the test data cannot be read, is malformed or lacks a column, or leaves
             no prediction (no test session has 2 or more events of known items, or no
             target is in ``target_items``).
@@ -102,17 +114,30 @@ def evaluate(model: GRU4Rec, test: Any, *, cutoffs: Sequence[int] = (20,),
     _check_options(mode, batch_size, test_against_items)
     start = time.perf_counter()
     acc = MetricAccumulator(cutoffs)
-    events = read_events(test, session_key=session_key, item_key=item_key, time_key=time_key)
-    sessions, n_dropped = group_sessions(events, model.item_index_)
-    if n_dropped:
-        log.warning("dropped %d test events with items unknown to the model", n_dropped)
+    if continue_state:
+        if model.user_states_ is None:
+            raise ConfigError("continue_state needs a model trained with "
+                              "session_boundary=carry and a user column (it has no user "
+                              "states)")
+        if user_key is None and not (isinstance(test, Events) and test.user is not None):
+            raise ConfigError("continue_state needs the test data's user column: give "
+                              "user_key (CLI: -uk/--user_key)")
+    events = read_events(test, session_key=session_key, item_key=item_key, time_key=time_key,
+                         user_key=user_key)
     counted = None
     if target_items is not None:  # (n_items,) bool: which targets count
         idx = lookup(model.item_index_, target_items)
         counted = torch.zeros(model.n_items, dtype=torch.bool, device=model.net_.device)
         counted[torch.as_tensor(idx[idx >= 0], device=counted.device)] = True
-    _replay(model, sessions, batch_size, _ranker(model, mode, seed, test_against_items), acc,
-            counted)
+    rank = _ranker(model, mode, seed, test_against_items)
+    if continue_state:
+        sequences, starts, n_dropped = group_sequences(events, model.item_index_)
+        _replay_users(model, sequences, starts, batch_size, rank, acc, counted)
+    else:
+        sessions, n_dropped = group_sessions(events, model.item_index_)
+        _replay(model, sessions, batch_size, rank, acc, counted)
+    if n_dropped:
+        log.warning("dropped %d test events with items unknown to the model", n_dropped)
     metrics = acc.result()
     n = int(metrics.pop("n"))
     return EvalResult(metrics, n, n_dropped, time.perf_counter() - start,
@@ -146,6 +171,41 @@ def _replay(model: GRU4Rec, sessions: SessionData, batch_size: int, rank: Ranker
             else:
                 keep = counted[tgt]
                 acc.update(rank(state[-1][keep], tgt[keep]))
+
+
+def _replay_users(model: GRU4Rec, sequences: SessionData, starts: np.ndarray,
+                  batch_size: int, rank: Ranker, acc: MetricAccumulator,
+                  counted: torch.Tensor | None = None) -> None:
+    """Run the test users' sequences user-parallel, each from the user's stored state (zero
+    for new users); after every event add the rank of the next one to ``acc`` when it is in
+    the same session (``starts`` (N,): True where an event begins a session), and, when
+    given, where the (n_items,) mask ``counted`` is True for it."""
+    net, users = model.net_, model.user_states_
+    assert users is not None  # checked by evaluate
+    raw = build_schedule(sequences, batch_size)
+    sched = DeviceSchedule(raw, net.device)
+    dev = net.device
+    seq = np.searchsorted(sequences.offsets, raw.events, side="right") - 1
+    # the stored-state row of each entry that starts a user's sequence; -1: zeros
+    rows = np.where(raw.reset, users.rows(sequences.session_ids)[seq], -1)
+    table = torch.cat([users.states, users.states.new_zeros(1, users.states.shape[1])])
+    rows_t = torch.as_tensor(np.where(rows < 0, len(users), rows), device=dev)
+    same = torch.as_tensor(~starts[raw.events + 1], device=dev)  # target in the same session
+    bounds = raw.step_offsets.tolist()
+    has_reset = np.add.reduceat(raw.reset, raw.step_offsets[:-1]) > 0 if sched.n_steps \
+        else np.zeros(0, dtype=bool)
+    with torch.inference_mode():
+        state = net.zero_state(sched.first_size)
+        for t in range(sched.n_steps):
+            lo, hi = bounds[t], bounds[t + 1]
+            state = sched.carry_state(t, state)  # zeroes the rows that start a sequence
+            if has_reset[t]:  # ... which then take the user's stored state
+                init = torch.split(table.index_select(0, rows_t[lo:hi]), net.layers, dim=1)
+                state = [h + s for h, s in zip(state, init, strict=True)]
+            inp, tgt = sched.step(t)
+            state = net.hidden(net.input_rows(inp), state, training=False)
+            keep = same[lo:hi] if counted is None else same[lo:hi] & counted[tgt]
+            acc.update(rank(state[-1][keep], tgt[keep]))
 
 
 def _ranker(model: GRU4Rec, mode: str, seed: int, test_against_items: int | None) -> Ranker:

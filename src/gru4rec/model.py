@@ -14,7 +14,7 @@ from gru4rec.checkpoints import Checkpoints, GracefulStop, data_fingerprint
 from gru4rec.config import GRU4RecConfig
 from gru4rec.data.events import Events
 from gru4rec.data.io import read_events
-from gru4rec.data.sessions import ItemIndex, SessionData, group_sessions
+from gru4rec.data.sessions import ItemIndex, SessionData, group_sequences, group_sessions
 from gru4rec.errors import ConfigError, DataError, NotFittedError, TrainingDivergedError
 from gru4rec.inference import Recommendations, SessionTracker, check_k, recommend_sessions
 from gru4rec.model_file import OptimizerState, read_model_file, write_model_file
@@ -23,6 +23,7 @@ from gru4rec.nn.steps import check_static_shapes
 from gru4rec.retraining import check_retrain_config, grow
 from gru4rec.session_store import SessionStore
 from gru4rec.training import EpochResult, Trainer
+from gru4rec.user_states import UserStates, final_states
 
 __all__ = ["GRU4Rec", "resolve_device"]
 
@@ -67,7 +68,9 @@ class GRU4Rec:
     Learned state (after ``fit`` or ``load``): ``net_`` (the network), ``item_index_`` (item
     ids <-> indices), ``item_support_`` (training events per item), ``history_`` (epochs),
     ``optimizer_state_`` (what a retraining continues from; None after loading a file saved
-    without it).
+    without it), ``user_states_`` (:class:`~gru4rec.user_states.UserStates`: with
+    ``session_boundary=carry``, each training user's state at the end of their history;
+    else None).
 
     Raises:
         ConfigError: an unknown, ill-typed or out-of-range hyperparameter (all of them
@@ -96,12 +99,14 @@ class GRU4Rec:
             check_static_shapes(self.config)
         self.history_: list[EpochResult] = []
         self.optimizer_state_: OptimizerState | None = None
+        self.user_states_: UserStates | None = None
         self._diverged = False
 
     # ------------------------------------------------------------------ training
 
     def fit(self, data: Any, *, session_key: str = "SessionId", item_key: str = "ItemId",
-            time_key: str = "Time", retrain: bool = False, fresh_optimizer: bool = False,
+            time_key: str = "Time", user_key: str | None = None, retrain: bool = False,
+            fresh_optimizer: bool = False,
             checkpoint_dir: str | Path | None = None, keep_checkpoints: int = 3,
             resume: bool = False,
             on_epoch: Callable[[EpochResult], None] | None = None,
@@ -114,6 +119,11 @@ class GRU4Rec:
         same after every training step (the model, when not retraining, then has that
         step's weights and can be evaluated; an exception it raises stops the training
         there and propagates).
+
+        ``user_key``: the user id column. With ``session_boundary=carry`` (which needs it)
+        each user's events are one sequence, trained user-parallel, and afterwards every
+        user's state at the end of their history is kept in :attr:`user_states_`; with
+        ``reset`` the users are not used in training.
 
         ``retrain=True`` continues this trained (or loaded) model on ``data`` instead of
         starting over (:mod:`gru4rec.retraining`): items not seen before get new rows in
@@ -147,11 +157,19 @@ class GRU4Rec:
             raise ConfigError("fresh_optimizer applies to retrain=True only")
         if resume and checkpoint_dir is None:
             raise ConfigError("resume needs the checkpoint folder (checkpoint_dir)")
+        carry = self.config.session_boundary == "carry"
+        if carry and user_key is None and not (isinstance(data, Events) and
+                                               data.user is not None):
+            raise ConfigError("session_boundary=carry trains on users' sequences: give the "
+                              "user column (user_key=..., CLI: -uk/--user_key)")
+        if carry and retrain:
+            raise ConfigError("retraining a sequence-aware model (session_boundary=carry) "
+                              "is not supported; train it again on all the data")
         if retrain:
             self.check_fitted()
             check_retrain_config(self.net_.config, self.config)
         events = read_events(data, session_key=session_key, item_key=item_key,
-                             time_key=time_key)
+                             time_key=time_key, user_key=user_key)
         ckpt = (checkpoint_dir, keep_checkpoints, resume)
         if retrain:
             return self._retrain(events, fresh_optimizer, on_epoch, progress, on_step, ckpt)
@@ -164,12 +182,16 @@ class GRU4Rec:
                           static=self.static_shapes)
         self.net_, self.item_index_, self.item_support_ = net, index, support
         self.history_, self._diverged = [], False
-        log.info("training on %d events, %d sessions, %d items", len(events),
-                 sessions.n_sessions, len(index))
+        self.user_states_ = None
+        log.info("training on %d events, %d %s, %d items", len(events), sessions.n_sessions,
+                 "user sequences" if carry else "sessions", len(index))
         self._run_epochs(trainer, on_epoch, progress, on_step, ckpt, index, sessions)
         for p in net.params.values():
             p.requires_grad_(False)
         self.optimizer_state_ = trainer.opt.state_dict()
+        if carry:
+            self.user_states_ = UserStates(ItemIndex(sessions.session_ids),
+                                           final_states(net, sessions))
         return self
 
     def _retrain(self, events: Events, fresh_optimizer: bool,
@@ -218,7 +240,10 @@ class GRU4Rec:
     def _training_sessions(self, events: Events) -> tuple[ItemIndex, SessionData, np.ndarray]:
         """The item index, the sessions in visiting order and the (n_items,) support."""
         index = ItemIndex.from_items(events.item)
-        sessions, _ = group_sessions(events, index, time_sort=self.config.time_sort)
+        if self.config.session_boundary == "carry":
+            sessions, _, _ = group_sequences(events, index, time_sort=self.config.time_sort)
+        else:
+            sessions, _ = group_sessions(events, index, time_sort=self.config.time_sort)
         if sessions.n_examples() == 0:
             raise DataError("the training data has no session with 2 or more events, so "
                             "there is nothing to learn from")
@@ -357,8 +382,10 @@ class GRU4Rec:
                 file is left behind.
         """
         self.check_fitted()
+        users = self.user_states_
         write_model_file(path, self.config, self.item_index_.ids, self.item_support_,
-                         self.net_.params, self.optimizer_state_ if optimizer else None)
+                         self.net_.params, self.optimizer_state_ if optimizer else None,
+                         None if users is None else (users.users.ids, users.states))
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> GRU4Rec:
@@ -370,10 +397,12 @@ class GRU4Rec:
                 or format version, or was altered (names, shapes or values of the weights).
         """
         dev = resolve_device(device)
-        config, ids, support, params, optimizer = read_model_file(path)
+        config, ids, support, params, optimizer, users = read_model_file(path)
         model = cls(config, device=str(dev))
         model.net_ = Network({n: t.to(dev) for n, t in params.items()}, config)
         model.optimizer_state_ = optimizer
         model.item_index_ = ItemIndex(ids)
         model.item_support_ = support
+        if users is not None:
+            model.user_states_ = UserStates(ItemIndex(users[0]), users[1].to(dev))
         return model

@@ -5,7 +5,9 @@ Contents (a dict): ``format`` ("gru4rec-model"), ``format_version``, ``gru4rec_v
 ``item_support`` (int64 tensor, training events per item), ``params`` (name -> float32
 tensor) and, optionally, ``optimizer`` (parameter name -> {state name -> float32 tensor}:
 the optimiser state a retraining continues from; absent in slim serving files, and in files
-of earlier releases, which read as before). It loads with
+of earlier releases, which read as before) and, for a sequence-aware model
+(``session_boundary=carry``), ``user_ids`` (like ``item_ids``) and ``user_states`` ((U, sum
+of the layer sizes) float32: each user's state at the end of the training data). It loads with
 ``torch.load(path, weights_only=True)``, so reading a file never runs code from it. Files
 are written to a temporary name and renamed into place.
 """
@@ -25,21 +27,24 @@ from gru4rec.errors import ConfigError, ModelFileError
 from gru4rec.nn.network import Network
 from gru4rec.nn.optim import state_shapes
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "OptimizerState", "read_model_file", "save_atomically",
-           "write_model_file"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "OptimizerState", "UserStateArrays", "read_model_file",
+           "save_atomically", "write_model_file"]
 
 FORMAT = "gru4rec-model"
 FORMAT_VERSION = 1
 
 
 OptimizerState = dict[str, dict[str, torch.Tensor]]
+UserStateArrays = tuple[np.ndarray, torch.Tensor]  # user ids (U,), states (U, sum H)
 
 
 def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarray,
                      support: np.ndarray, params: dict[str, torch.Tensor],
-                     optimizer: OptimizerState | None = None) -> None:
+                     optimizer: OptimizerState | None = None,
+                     users: UserStateArrays | None = None) -> None:
     """Atomically write a model file (temp file in the same folder, then rename), with the
-    optimiser state when ``optimizer`` is given.
+    optimiser state when ``optimizer`` is given and the users' states when ``users`` (user
+    ids (U,), states (U, sum H)) is.
 
     Raises:
         ModelFileError: the folder of ``path`` does not exist.
@@ -49,13 +54,12 @@ def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarr
     from gru4rec import __version__
 
     path = Path(path)
-    ids: Any = torch.as_tensor(item_ids) if item_ids.dtype.kind in "iu" else item_ids.tolist()
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "gru4rec_version": __version__,
         "config": config.to_dict(),
-        "item_ids": ids,
+        "item_ids": _ids_out(item_ids),
         "item_support": torch.as_tensor(support, dtype=torch.int64),
         "params": {n: t.detach().to("cpu", torch.float32).contiguous()
                    for n, t in params.items()},
@@ -63,6 +67,9 @@ def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarr
     if optimizer is not None:
         payload["optimizer"] = {n: {k: t.detach().to("cpu", torch.float32).contiguous()
                                     for k, t in st.items()} for n, st in optimizer.items()}
+    if users is not None:
+        payload["user_ids"] = _ids_out(users[0])
+        payload["user_states"] = users[1].detach().to("cpu", torch.float32).contiguous()
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ModelFileError(f"cannot save the model to {path}: folder {folder} does not exist")
@@ -92,9 +99,11 @@ def save_atomically(payload: Any, path: Path) -> None:
 
 def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.ndarray,
                                                 dict[str, torch.Tensor],
-                                                OptimizerState | None]:
+                                                OptimizerState | None,
+                                                UserStateArrays | None]:
     """Load and verify a model file -> (config, item ids, item support, params on CPU,
-    optimiser state on CPU or None when the file has none).
+    optimiser state on CPU or None when the file has none, (user ids, user states on CPU)
+    or None when the file has none).
 
     Raises:
         ModelFileError: the file does not exist; cannot be loaded as tensors and plain values
@@ -121,24 +130,45 @@ def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.nda
                              f"{FORMAT_VERSION}")
     try:
         config = GRU4RecConfig.from_dict(payload["config"])
-        ids = _item_ids(payload["item_ids"])
+        ids = _ids_in(payload["item_ids"], "item_ids")
         support = payload["item_support"].numpy()
         params = payload["params"]
         _check_params(params, config, len(ids), support)
         optimizer = payload.get("optimizer")
         if optimizer is not None:
             _check_optimizer(optimizer, params, config)
+        users = _users(payload, config)
     except (KeyError, TypeError, AttributeError, ConfigError, ValueError) as exc:
         raise ModelFileError(f"{path} is damaged or was altered: {exc}") from None
-    return config, ids, support, params, optimizer
+    return config, ids, support, params, optimizer, users
 
 
-def _item_ids(raw: Any) -> np.ndarray:
+def _ids_out(ids: np.ndarray) -> Any:
+    """Ids as stored: an int64 tensor, or a list of str."""
+    return torch.as_tensor(ids) if ids.dtype.kind in "iu" else ids.tolist()
+
+
+def _ids_in(raw: Any, what: str) -> np.ndarray:
     if isinstance(raw, torch.Tensor):
         return raw.numpy().astype(np.int64)
     if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
         return np.asarray(raw, dtype=str)
-    raise ValueError("item_ids must be an int64 tensor or a list of str")
+    raise ValueError(f"{what} must be an int64 tensor or a list of str")
+
+
+def _users(payload: dict[str, Any], config: GRU4RecConfig) -> UserStateArrays | None:
+    """The users' ids and states of the file, checked against the config, or None."""
+    if "user_ids" not in payload and "user_states" not in payload:
+        return None
+    ids = _ids_in(payload["user_ids"], "user_ids")
+    states = payload["user_states"]
+    shape = (len(ids), sum(config.layers))
+    if not isinstance(states, torch.Tensor) or tuple(states.shape) != shape or \
+            states.dtype != torch.float32 or not bool(torch.isfinite(states).all()):
+        raise ValueError(f"user_states should be finite float32 of shape {shape}")
+    if config.session_boundary != "carry":
+        raise ValueError("user states belong to a model with session_boundary=carry")
+    return ids, states
 
 
 def _check_params(params: Any, config: GRU4RecConfig, n_items: int,

@@ -196,6 +196,7 @@ class Trainer:
                 self._check_finite(total)
                 if progress is not None:
                     progress(t + 1, s.n_steps)
+        self.step.flush()  # the last, unfinished window of back-propagation through time
         self._check_finite(total)
         if progress is not None:
             progress(s.n_steps, s.n_steps)

@@ -353,8 +353,43 @@ def test_bad_objects(case: str) -> None:
 
 
 def test_same_key_twice_is_rejected() -> None:
-    with pytest.raises(DataError, match="three different columns"):
+    with pytest.raises(DataError, match="must name different columns"):
         read_events(frame(), item_key="SessionId")
+    with pytest.raises(DataError, match="user_key='Time' must name different columns"):
+        read_events(frame(), user_key="Time")
+
+
+@pytest.mark.parametrize("name", ["e.tsv", "e.parquet", "pandas", "polars"])
+def test_a_user_column_is_read_when_named(tmp_path: Path, name: str) -> None:
+    users = ["7", "7", "12", "12", "7"]
+    table = {"SessionId": SESSIONS, "ItemId": ITEMS_STR, "Time": TIMES, "UserId": users}
+    source: Any
+    if name == "e.tsv":
+        source = write_text(tmp_path / name, list(table), [list(r) for r in zip(
+            *table.values(), strict=True)], "\t")
+    elif name == "e.parquet":
+        source = tmp_path / name
+        pq.write_table(pa.table(table), source)
+    else:
+        source = pd.DataFrame(table) if name == "pandas" else pl.DataFrame(table)
+    ev = read_events(source, user_key="UserId")
+    want = [7, 7, 12, 12, 7] if name == "e.tsv" else users  # text files parse canonical ints
+    assert ev.user is not None and list(ev.user) == want
+    assert read_events(source).user is None  # only read when asked for
+    with pytest.raises(DataError, match="missing column.*'Visitor'"):
+        read_events(source, user_key="Visitor")
+
+
+def test_missing_user_ids_and_user_less_events_are_refused(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "e.tsv", ["SessionId", "ItemId", "Time", "UserId"],
+                      [[1, 2, 3.0, 5], [1, 3, 4.0, ""]], "\t")
+    with pytest.raises(DataError, match="1 event.*missing user id"):
+        read_events(path, user_key="UserId")
+    plain = Events(np.array([1]), np.array([2]), np.array([3.0]))
+    with pytest.raises(DataError, match="no user column"):
+        read_events(plain, user_key="UserId")
+    with pytest.raises(DataError, match="different lengths"):
+        read_events(Events(np.array([1]), np.array([2]), np.array([3.0]), np.array([1, 2])))
 
 
 def test_error_names_custom_keys(tmp_path: Path) -> None:

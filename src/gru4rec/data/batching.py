@@ -33,6 +33,8 @@ class Schedule:
         keep: {t: (M_t,) int64} for steps where the batch shrank: positions (among the
             previous step's slots) of the slots still active, in order.
         slots: (E,) int64 slot number of each entry (for tests and diagnostics).
+        events: (E,) int64 position of each entry's input event in ``sessions.items`` (its
+            target is the next position).
     """
 
     inputs: np.ndarray
@@ -41,6 +43,7 @@ class Schedule:
     reset: np.ndarray
     keep: dict[int, np.ndarray]
     slots: np.ndarray
+    events: np.ndarray
 
     @property
     def n_steps(self) -> int:
@@ -98,7 +101,8 @@ def build_schedule(sessions: SessionData, batch_size: int, *, min_active: int = 
     ev, slots, within = ev[:n_keep], slots[:n_keep], within[:n_keep]
     keep = _shrink_maps(slots, step_offsets)
     return Schedule(inputs=sessions.items[ev], targets=sessions.items[ev + 1],
-                    step_offsets=step_offsets, reset=within == 0, keep=keep, slots=slots)
+                    step_offsets=step_offsets, reset=within == 0, keep=keep, slots=slots,
+                    events=ev)
 
 
 def _shrink_maps(slots: np.ndarray, step_offsets: np.ndarray) -> dict[int, np.ndarray]:

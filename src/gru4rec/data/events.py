@@ -40,11 +40,19 @@ class Events:
         item: (N,) item ids exactly as given: int64 when the source had integers, else object
             array of ``str`` (or the source's own dtype for DataFrames/Parquet).
         time: (N,) float64 timestamps (any unit; only the order matters).
+        user: (N,) user ids (any dtype), or None when the log has no user column; with
+            ``session_boundary=carry`` each user's events form one sequence.
     """
 
     session: np.ndarray
     item: np.ndarray
     time: np.ndarray
+    user: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.time.shape[0])
+
+    def select(self, rows: np.ndarray) -> Events:
+        """The events at ``rows`` ((N,) bool mask or integer positions), every column."""
+        return Events(self.session[rows], self.item[rows], self.time[rows],
+                      None if self.user is None else self.user[rows])

@@ -28,7 +28,8 @@ _DELIMITERS = {".tsv": "\t", ".txt": "\t", ".csv": ","}
 _SUPPORTED = (".tsv", ".txt", ".csv", ".parquet", ".pickle", ".pkl")
 _FLOAT_RE = r"^[-+]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[-+]?[0-9]+)?|nan|inf|infinity)$"
 _KEY_HINT = (
-    "use --session_key/--item_key/--time_key (CLI) or session_key=/item_key=/time_key= to name them"
+    "use --session_key/--item_key/--time_key/--user_key (CLI) or session_key=/item_key=/"
+    "time_key=/user_key= to name them"
 )
 _TEXT_TYPES = (pa.string(), pa.large_string())
 _TIME_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
@@ -43,6 +44,7 @@ def read_events(
     session_key: str = "SessionId",
     item_key: str = "ItemId",
     time_key: str = "Time",
+    user_key: str | None = None,
 ) -> Events:
     """Read a click log into :class:`Events`, keeping the rows in their original order.
 
@@ -52,6 +54,8 @@ def read_events(
             holding a pickled pandas DataFrame (unpickling runs code: trusted files only), an
             in-memory pandas or polars DataFrame, or an :class:`Events` (validated, returned).
         session_key, item_key, time_key: names of the session id, item id and time columns.
+        user_key: name of a user id column to read too (sequence-aware training and
+            evaluation); None: no user column.
 
     Returns:
         Events whose ids are int64 when every id is a canonical integer in a text file (or the
@@ -63,13 +67,17 @@ def read_events(
     """
     if isinstance(source, Events):
         _validate_events(source)
+        if user_key is not None and source.user is None:
+            raise DataError("the Events have no user column (user=None) but user_key was "
+                            "given; build them with Events(..., user=...)")
         return source
-    keys = (session_key, item_key, time_key)
-    if len(set(keys)) != 3:
-        raise DataError(
-            f"session_key={session_key!r}, item_key={item_key!r}, time_key={time_key!r} "
-            "must name three different columns; pass distinct column names"
-        )
+    keys: tuple[str, ...] = (session_key, item_key, time_key)
+    if user_key is not None:
+        keys += (user_key,)
+    if len(set(keys)) != len(keys):
+        named = f"session_key={session_key!r}, item_key={item_key!r}, time_key={time_key!r}"
+        named += f", user_key={user_key!r}" if user_key is not None else ""
+        raise DataError(f"{named} must name different columns; pass distinct column names")
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         table, parse_ids = _read_path(path, keys), path.suffix.lower() in _DELIMITERS
@@ -98,7 +106,7 @@ def _frame_kind(obj: object) -> str | None:
     return None
 
 
-def _read_path(path: Path, keys: tuple[str, str, str]) -> pa.Table:
+def _read_path(path: Path, keys: tuple[str, ...]) -> pa.Table:
     """Check a file path and read the three key columns from it."""
     if not path.exists():
         raise DataError(f"{path}: file does not exist; check the path and working directory")
@@ -131,7 +139,7 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
     return text[:limit]
 
 
-def _check_columns(found: list[Any], keys: tuple[str, str, str], origin: str) -> None:
+def _check_columns(found: list[Any], keys: tuple[str, ...], origin: str) -> None:
     """Raise DataError for duplicated or missing key columns."""
     dups = [k for k in keys if found.count(k) > 1]
     if dups:
@@ -153,7 +161,7 @@ def _shown(names: list[Any], most: int = 20) -> str:
     return ", ".join(shown) or "(none)"
 
 
-def _read_text(path: Path, delimiter: str, keys: tuple[str, str, str]) -> pa.Table:
+def _read_text(path: Path, delimiter: str, keys: tuple[str, ...]) -> pa.Table:
     """Read a delimited text file, ids as strings and time as strings (converted later)."""
     import pyarrow.csv as pacsv
 
@@ -186,7 +194,7 @@ def _read_text(path: Path, delimiter: str, keys: tuple[str, str, str]) -> pa.Tab
         raise _unreadable(path, kind, exc) from None
 
 
-def _read_parquet(path: Path, keys: tuple[str, str, str]) -> pa.Table:
+def _read_parquet(path: Path, keys: tuple[str, ...]) -> pa.Table:
     """Read the key columns of a Parquet file."""
     import pyarrow.parquet as pq
 
@@ -201,7 +209,7 @@ def _read_parquet(path: Path, keys: tuple[str, str, str]) -> pa.Table:
         raise _unreadable(path, "a Parquet file", exc) from None
 
 
-def _read_pickle(path: Path, keys: tuple[str, str, str]) -> pa.Table:
+def _read_pickle(path: Path, keys: tuple[str, ...]) -> pa.Table:
     """Unpickle a DataFrame (trusted files only) and take its key columns."""
     try:
         import pandas as pd
@@ -219,7 +227,7 @@ def _read_pickle(path: Path, keys: tuple[str, str, str]) -> pa.Table:
     return _from_frame(frame, keys, str(path))
 
 
-def _from_frame(frame: Any, keys: tuple[str, str, str], origin: str) -> pa.Table:
+def _from_frame(frame: Any, keys: tuple[str, ...], origin: str) -> pa.Table:
     """Convert the key columns of a pandas or polars DataFrame to a pyarrow Table."""
     found = list(frame.columns)
     _check_columns(found, keys, origin)
@@ -239,13 +247,16 @@ def _from_frame(frame: Any, keys: tuple[str, str, str], origin: str) -> pa.Table
 
 
 def _table_to_events(
-    table: pa.Table, keys: tuple[str, str, str], origin: str, parse_ids: bool
+    table: pa.Table, keys: tuple[str, ...], origin: str, parse_ids: bool
 ) -> Events:
     """Validate the three key columns and turn them into an Events."""
     if table.num_rows == 0:
         raise DataError(f"{origin}: has no events (only a header / zero rows); add event rows")
-    session_key, item_key, time_key = keys
-    for key, what in ((session_key, "session id"), (item_key, "item id"), (time_key, "time")):
+    session_key, item_key, time_key = keys[:3]
+    named = [(session_key, "session id"), (item_key, "item id"), (time_key, "time")]
+    if len(keys) > 3:
+        named.append((keys[3], "user id"))
+    for key, what in named:
         nulls = table.column(key).null_count
         if nulls:
             raise DataError(
@@ -256,6 +267,7 @@ def _table_to_events(
         session=_id_array(table.column(session_key), parse_ids),
         item=_id_array(table.column(item_key), parse_ids),
         time=_time_array(table.column(time_key), origin, time_key),
+        user=_id_array(table.column(keys[3]), parse_ids) if len(keys) > 3 else None,
     )
 
 
@@ -341,6 +353,8 @@ def _check_finite(time: np.ndarray, origin: str, key: str) -> None:
 def _validate_events(events: Events) -> None:
     """Check that an Events holds three aligned, non-empty 1-D arrays with finite times."""
     arrays = {"session": events.session, "item": events.item, "time": events.time}
+    if events.user is not None:
+        arrays["user"] = events.user
     for name, arr in arrays.items():
         if not isinstance(arr, np.ndarray) or arr.ndim != 1:
             raise DataError(f"Events: {name} must be a 1-D numpy array; convert it with np.asarray")

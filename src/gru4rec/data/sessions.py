@@ -11,7 +11,7 @@ import numpy as np
 from gru4rec.data.events import Events
 from gru4rec.errors import DataError
 
-__all__ = ["ItemIndex", "SessionData", "group_sessions"]
+__all__ = ["ItemIndex", "SessionData", "group_sequences", "group_sessions"]
 
 
 class ItemIndex:
@@ -124,22 +124,60 @@ def group_sessions(events: Events, item_index: ItemIndex, *, time_sort: bool = T
     Returns:
         (sessions, n_dropped_events)
     """
+    sessions, n_dropped, _ = _group(events.session, events, item_index, time_sort,
+                                    drop_unknown)
+    return sessions, n_dropped
+
+
+def group_sequences(events: Events, item_index: ItemIndex, *, time_sort: bool = True,
+                    drop_unknown: bool = True) -> tuple[SessionData, np.ndarray, int]:
+    """Group events into one sequence per user (``events.user``), events in time order,
+    users by their first event's time; unknown items are dropped as in
+    :func:`group_sessions`.
+
+    Returns:
+        (sequences: a :class:`SessionData` whose sessions are the users' sequences and
+        whose ``session_ids`` are the user ids, starts: (N,) bool, True where an event
+        begins a session (of ``events.session``) within its sequence, n_dropped_events)
+
+    Raises:
+        DataError: the events have no user column.
+    """
+    if events.user is None:
+        raise DataError("sequences need a user column: give user_key (CLI: -uk/--user_key)")
+    _, codes = np.unique(events.session, return_inverse=True)
+    sequences, n_dropped, sess = _group(events.user, events, item_index, time_sort,
+                                        drop_unknown, codes)
+    starts = np.ones(len(sess), dtype=bool)
+    starts[1:] = sess[1:] != sess[:-1]
+    starts[sequences.offsets[:-1]] = True
+    return sequences, starts, n_dropped
+
+
+def _group(groups: np.ndarray, events: Events, item_index: ItemIndex, time_sort: bool,
+           drop_unknown: bool, carried: np.ndarray | None = None
+           ) -> tuple[SessionData, int, np.ndarray]:
+    """Group events by ``groups`` (N,) ordered by (group, time), groups by first-event time;
+    also ``carried`` (N,) reordered the same way (or an empty array)."""
     idx = item_index.lookup(events.item)
     known = idx >= 0
     n_dropped = int((~known).sum()) if drop_unknown else 0
-    sess = events.session[known]
+    sess = groups[known]
     _, codes = np.unique(sess, return_inverse=True)
     times = events.time[known]
     order = np.lexsort((times, codes))  # stable: ties in time keep file order
     codes, times, items = codes[order], times[order], idx[known][order]
+    extra = carried[known][order] if carried is not None else np.zeros(0, dtype=np.int64)
     starts = np.flatnonzero(np.diff(codes, prepend=-1))
     offsets = np.r_[starts, len(codes)].astype(np.int64)
     if time_sort and len(starts):
         sess_order = np.argsort(times[starts], kind="stable")
+        if carried is not None:
+            extra, _ = _reorder(extra, offsets, sess_order)
         items, offsets = _reorder(items, offsets, sess_order)
         starts = starts[sess_order]
     session_ids = sess[order][starts] if len(starts) else sess[:0]
-    return SessionData(items.astype(np.int64), offsets, session_ids), n_dropped
+    return SessionData(items.astype(np.int64), offsets, session_ids), n_dropped, extra
 
 
 def _reorder(items: np.ndarray, offsets: np.ndarray,

@@ -202,7 +202,7 @@ def _session_starts(events: Events) -> tuple[np.ndarray, np.ndarray]:
 
 def _subset(events: Events, mask: np.ndarray) -> Events:
     """The events where ``mask`` is true, in their original order."""
-    return Events(session=events.session[mask], item=events.item[mask], time=events.time[mask])
+    return events.select(mask)
 
 
 def train_test_split_last(events: Events, test_fraction: float = 0.1) -> tuple[Events, Events]:

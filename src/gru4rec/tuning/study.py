@@ -128,7 +128,7 @@ def _subsample(events: Events, max_events: int | None, seed: int = 0) -> Events:
     keep = np.zeros(len(sessions), dtype=bool)
     keep[order[np.cumsum(counts[order]) <= max_events]] = True
     mask = keep[inverse]
-    return Events(events.session[mask], events.item[mask], events.time[mask])
+    return events.select(mask)
 
 
 def _make_pruner(optuna: Any, name: Any, n_epochs: int, early: Sequence[float]) -> Any:

@@ -16,9 +16,9 @@ from gru4rec.nn.network import Network
 from gru4rec.nn.optim import SparseOptimizer
 from gru4rec.nn.steps.batch import StepBatch, StepLoss
 
-__all__ = ["AutogradStep"]
+__all__ = ["AutogradStep", "Leaf"]
 
-_Leaf = tuple[str, torch.Tensor, torch.Tensor]  # table name, distinct rows (U,), leaf (U, C)
+Leaf = tuple[str, torch.Tensor, torch.Tensor]  # table name, distinct rows (U,), leaf (U, C)
 
 
 class AutogradStep:
@@ -35,6 +35,15 @@ class AutogradStep:
     def step(self, batch: StepBatch, state: list[torch.Tensor]
              ) -> tuple[StepLoss, list[torch.Tensor]]:
         """See :class:`~gru4rec.nn.steps.batch.Step`; inputs (M,), columns (N,)."""
+        loss, state, leaves = self.forward(batch, state)
+        torch.autograd.backward(loss)
+        self._update(leaves)
+        return loss.detach(), [h.detach() for h in state]
+
+    def forward(self, batch: StepBatch, state: list[torch.Tensor]
+                ) -> tuple[torch.Tensor, list[torch.Tensor], list[Leaf]]:
+        """The step's loss and new state, both attached to the autograd graph, and the item
+        table rows it read as leaves (table name, distinct rows (U,), leaf (U, C))."""
         if batch.row_weight is not None:
             raise ValueError("the autograd step takes no row weights (fixed shapes)")
         net, m, y = self.net, batch.n_rows, batch.columns
@@ -55,9 +64,7 @@ class AutogradStep:
         oy = o_leaf.index_select(0, y_inv)
         h_aug = torch.cat([state[-1], self._ones[:m]], 1)  # [h, 1] @ [Wy, by]^T
         loss = step_loss(h_aug @ oy.t(), self.cfg, batch.log_q)  # (M, N) scores
-        torch.autograd.backward(loss)
-        self._update(leaves)
-        return loss.detach(), [h.detach() for h in state]
+        return loss, state, leaves
 
     def _gather(self, name: str,
                 idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -66,14 +73,22 @@ class AutogradStep:
         leaf = self.net.params[name].index_select(0, rows).requires_grad_(True)
         return rows, inv, leaf
 
+    def flush(self) -> None:
+        """Nothing is pending after a step (see :class:`~gru4rec.nn.steps.batch.Step`)."""
+
+    def _update(self, leaves: list[Leaf]) -> None:
+        self._apply({name: (idx, leaf.grad) for name, idx, leaf in leaves
+                     if leaf.grad is not None})
+
     @torch.no_grad()
-    def _update(self, leaves: list[_Leaf]) -> None:
+    def _apply(self, rows: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Update the dense weights from their ``.grad`` and the item tables from ``rows``
+        (name -> (distinct rows (U,), their summed gradients (U, C)))."""
         dense = {}
         for name in self.net.dense:
             p = self.net.params[name]
             if p.grad is not None:
                 dense[name], p.grad = p.grad, None
-        rows = {name: (idx, leaf.grad) for name, idx, leaf in leaves if leaf.grad is not None}
         self.opt.regularize(dense, rows)
         for name, part in rows.items():
             self.opt.update_rows(name, [part])

@@ -45,12 +45,15 @@ class Step(Protocol):
     """Forward, backward and parameter update of one mini-batch.
 
     ``step(batch, state)`` takes the carried hidden state (list of (M, H_i), one per GRU
-    layer, detached) and returns the step loss (summed over the rows that count, divided
-    by the configured batch size) and the new state. ``uses_log_q`` says whether the step
-    reads ``batch.log_q``.
+    layer) and returns the step loss (summed over the rows that count, divided by the
+    configured batch size) and the new state. ``flush()`` applies what a step left pending
+    (the back-propagation through time of an unfinished window) and is called at the end of
+    every epoch. ``uses_log_q`` says whether the step reads ``batch.log_q``.
     """
 
     uses_log_q: bool
 
     def step(self, batch: StepBatch, state: list[torch.Tensor]
              ) -> tuple[StepLoss, list[torch.Tensor]]: ...
+
+    def flush(self) -> None: ...

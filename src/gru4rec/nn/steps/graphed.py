@@ -35,6 +35,9 @@ class GraphedStep:
         self._loss: StepLoss = 0.0
         self._state: list[torch.Tensor] = []
 
+    def flush(self) -> None:
+        """Nothing is pending after a step (see :class:`~gru4rec.nn.steps.batch.Step`)."""
+
     def step(self, batch: StepBatch, state: list[torch.Tensor]
              ) -> tuple[StepLoss, list[torch.Tensor]]:
         """See :class:`~gru4rec.nn.steps.batch.Step`; ``batch.row_weight`` is required."""

@@ -71,6 +71,9 @@ class ManualStep:
         return (usual and cfg.hidden_act == "tanh" and cfg.adapt == "adagrad"
                 and cfg.lmbd == 0 and cfg.grad_cap == 0)
 
+    def flush(self) -> None:
+        """Nothing is pending after a step (see :class:`~gru4rec.nn.steps.batch.Step`)."""
+
     @torch.no_grad()
     def step(self, batch: StepBatch, state: list[torch.Tensor]
              ) -> tuple[StepLoss, list[torch.Tensor]]:

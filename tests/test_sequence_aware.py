@@ -142,14 +142,18 @@ def test_the_user_states_survive_save_and_load(carry, log, tmp_path: Path) -> No
         evaluate(carry, log[1], continue_state=True).metrics
 
 
-def test_sequences_group_a_users_sessions_in_time_order() -> None:
-    ev = Events(np.array([1, 1, 2, 2, 3, 3, 3]), np.array([10, 11, 12, 13, 14, 15, 16]),
-                np.array([5.0, 6, 1, 2, 3, 4, 7]), np.array(["a", "a", "a", "a", "b", "b", "a"]))
-    seqs, starts, dropped = group_sequences(ev, ItemIndex.from_items(ev.item))
-    assert list(seqs.session_ids) == ["a", "b"] and dropped == 0
-    assert ItemIndex.from_items(ev.item).ids[seqs.items].tolist() == [12, 13, 10, 11, 16,
-                                                                       14, 15]
-    assert starts.tolist() == [True, False, True, False, True, True, False]
+def test_sequences_keep_a_users_sessions_whole_in_the_order_they_start() -> None:
+    # user c's sessions 5 and 6 overlap in time: each stays whole, 5 first (it starts first)
+    ev = Events(np.array([1, 1, 2, 2, 3, 3, 4, 5, 6, 5, 6]),
+                np.array([10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]),
+                np.array([5.0, 6, 1, 2, 3, 4, 7, 10, 11, 12, 13]),
+                np.array(["a", "a", "a", "a", "b", "b", "a", "c", "c", "c", "c"]))
+    index = ItemIndex.from_items(ev.item)
+    seqs, starts, dropped = group_sequences(ev, index)
+    assert list(seqs.session_ids) == ["a", "b", "c"] and dropped == 0
+    assert index.ids[seqs.items].tolist() == [12, 13, 10, 11, 16, 14, 15, 17, 19, 18, 20]
+    assert starts.tolist() == [True, False, True, False, True, True, False, True, False,
+                               True, False]
 
 
 def test_sequence_aware_errors(log, carry) -> None:

@@ -82,6 +82,10 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                       help="Column holding the session ids. (Default: SessionId)")
     data.add_argument("-tk", "--time_key", default="Time",
                       help="Column holding the event times. (Default: Time)")
+    data.add_argument("-uk", "--user_key", metavar="UK",
+                      help="Column holding the user ids, for sequence-aware training "
+                           "(-ps session_boundary=carry) and --continue_state. (Default: no "
+                           "user column)")
     return p
 
 
@@ -143,6 +147,11 @@ def _add_evaluation_args(group: argparse._ArgumentGroup) -> None:
                             "This inflates the metrics; use it only for catalogues of "
                             "millions of items, with N of at least 50000. (Default: all "
                             "items)")
+    group.add_argument("--continue_state", action="store_true",
+                       help="Start each test user from their hidden state at the end of the "
+                            "training data (a model trained with session_boundary=carry; "
+                            "needs -uk). The predictions counted are the same: the next item "
+                            "within a session.")
     group.add_argument("--eval_batch_size", type=positive_int, default=512,
                        help="Test sessions evaluated in parallel. (Default: 512)")
     group.add_argument("-pm", "--primary_metric", choices=("recall", "mrr"), default="recall",
@@ -191,6 +200,11 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError("--slim applies to -s/--save_model; give the file to save to")
     if args.threads < 0:
         raise ConfigError(f"--threads must be >= 0 (0 = PyTorch's default), got {args.threads}")
+    if args.continue_state and args.user_key is None:
+        raise ConfigError("--continue_state needs the user column: give -uk/--user_key")
+    if args.continue_state and not args.test:
+        raise ConfigError("--continue_state applies to the evaluation: give a test file "
+                          "(-t/--test)")
     if args.log_primary_metric and not args.test:
         raise ConfigError("-lpm/--log_primary_metric needs a test file (-t/--test)")
     _check_paths(args)
@@ -244,14 +258,18 @@ def _read(path: str, args: argparse.Namespace) -> Events:
 
     _say(f"Loading data from {_kind(path)}: {path}")
     return read_events(path, session_key=args.session_key, item_key=args.item_key,
-                       time_key=args.time_key)
+                       time_key=args.time_key, user_key=args.user_key)
 
 
 def _train(args: argparse.Namespace, config: GRU4RecConfig, device: str) -> GRU4Rec:
     """Load the training data and fit a model, printing each epoch's line as it ends."""
     from gru4rec.cli.progress import fit_with_progress
+    from gru4rec.errors import ConfigError
     from gru4rec.model import GRU4Rec
 
+    if config.session_boundary == "carry" and args.user_key is None:
+        raise ConfigError("session_boundary=carry trains on users' sequences: give the user "
+                          "column with -uk/--user_key")
     model = GRU4Rec(config, device=device, seed=args.seed,
                     sample_store_size=args.sample_store_size,
                     sample_store_on_cpu=args.sample_store_on_cpu,
@@ -316,10 +334,12 @@ def _evaluate(args: argparse.Namespace, model: GRU4Rec, path: str) -> EvalResult
     events = _read(path, args)
     cutoffs = sorted(set(args.measure))
     _say(f"Starting evaluation (cut-off={cutoffs}, using {args.eval_type} mode for "
-         "tiebreaking)")
+         "tiebreaking" + (", each user from their training state" if args.continue_state
+                          else "") + ")")
     result = evaluate(model, events, cutoffs=cutoffs, mode=args.eval_type,
                       batch_size=args.eval_batch_size,
-                      test_against_items=args.test_against_items, seed=args.seed)
+                      test_against_items=args.test_against_items, seed=args.seed,
+                      continue_state=args.continue_state)
     if result.n_dropped_events:
         _say(f"Dropped {result.n_dropped_events} test events with items not seen in training")
     _say(f"Evaluation took {result.seconds:.2f}s")

@@ -131,9 +131,11 @@ def group_sessions(events: Events, item_index: ItemIndex, *, time_sort: bool = T
 
 def group_sequences(events: Events, item_index: ItemIndex, *, time_sort: bool = True,
                     drop_unknown: bool = True) -> tuple[SessionData, np.ndarray, int]:
-    """Group events into one sequence per user (``events.user``), events in time order,
-    users by their first event's time; unknown items are dropped as in
-    :func:`group_sessions`.
+    """Group events into one sequence per user (``events.user``): the user's sessions
+    whole, in the order of their first events, each in time order; users by their first
+    event's time. Unknown items are dropped as in :func:`group_sessions`. (Sessions are
+    kept whole, so the next-item pairs within sessions are those of :func:`group_sessions`
+    even where two sessions of a user overlap in time.)
 
     Returns:
         (sequences: a :class:`SessionData` whose sessions are the users' sequences and
@@ -146,8 +148,11 @@ def group_sequences(events: Events, item_index: ItemIndex, *, time_sort: bool = 
     if events.user is None:
         raise DataError("sequences need a user column: give user_key (CLI: -uk/--user_key)")
     _, codes = np.unique(events.session, return_inverse=True)
+    codes = codes.reshape(-1)
+    first = np.full(int(codes.max()) + 1 if len(codes) else 0, np.inf)
+    np.minimum.at(first, codes, events.time)
     sequences, n_dropped, sess = _group(events.user, events, item_index, time_sort,
-                                        drop_unknown, codes)
+                                        drop_unknown, codes, (first[codes], codes))
     starts = np.ones(len(sess), dtype=bool)
     starts[1:] = sess[1:] != sess[:-1]
     starts[sequences.offsets[:-1]] = True
@@ -155,17 +160,18 @@ def group_sequences(events: Events, item_index: ItemIndex, *, time_sort: bool = 
 
 
 def _group(groups: np.ndarray, events: Events, item_index: ItemIndex, time_sort: bool,
-           drop_unknown: bool, carried: np.ndarray | None = None
-           ) -> tuple[SessionData, int, np.ndarray]:
-    """Group events by ``groups`` (N,) ordered by (group, time), groups by first-event time;
-    also ``carried`` (N,) reordered the same way (or an empty array)."""
+           drop_unknown: bool, carried: np.ndarray | None = None,
+           within: tuple[np.ndarray, ...] = ()) -> tuple[SessionData, int, np.ndarray]:
+    """Group events by ``groups`` (N,) ordered by (group, ``within`` keys, time), groups by
+    first-event time; also ``carried`` (N,) reordered the same way (or an empty array)."""
     idx = item_index.lookup(events.item)
     known = idx >= 0
     n_dropped = int((~known).sum()) if drop_unknown else 0
     sess = groups[known]
     _, codes = np.unique(sess, return_inverse=True)
     times = events.time[known]
-    order = np.lexsort((times, codes))  # stable: ties in time keep file order
+    keys = [k[known] for k in reversed(within)]
+    order = np.lexsort((times, *keys, codes))  # stable: ties in time keep file order
     codes, times, items = codes[order], times[order], idx[known][order]
     extra = carried[known][order] if carried is not None else np.zeros(0, dtype=np.int64)
     starts = np.flatnonzero(np.diff(codes, prepend=-1))

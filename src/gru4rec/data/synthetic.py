@@ -30,7 +30,7 @@ import numpy as np
 from gru4rec.data.events import Events
 from gru4rec.errors import ConfigError, DataError
 
-__all__ = ["item_vocabulary", "make_sessions", "train_test_split_last"]
+__all__ = ["item_vocabulary", "make_sessions", "make_user_sessions", "train_test_split_last"]
 
 _MIN_SUCCESSORS = 2
 _MAX_SUCCESSORS = 4
@@ -189,6 +189,103 @@ def make_sessions(
     time = _draw_times(rng, lengths, time_span, gap_seconds)
     session = np.repeat(np.arange(n_sessions, dtype=np.int64), lengths)
     return Events(session=session, item=item_vocabulary(n_items, seed)[internal], time=time)
+
+
+def make_user_sessions(
+    n_items: int = 2000,
+    n_users: int = 1000,
+    *,
+    sessions_per_user: float = 6.0,
+    mean_length: float = 4.0,
+    seed: int = 0,
+    n_tastes: int = 25,
+    p_taste: float = 0.5,
+    p_follow: float = 0.5,
+    zipf_exponent: float = 1.0,
+    time_span: float = 30 * 86_400.0,
+    gap_seconds: float = 60.0,
+) -> Events:
+    """Generate a click log of returning users who keep their tastes across sessions.
+
+    The items are split at random into ``n_tastes`` groups, and every user has one of them
+    as their taste. Every click of a user's session is, with probability ``p_taste``, a
+    popularity-weighted item of the user's taste group; otherwise it is (after the first
+    click, with probability ``p_follow``) one of the current item's successors, or a
+    popularity-weighted item of the whole catalogue (popularity and successors as in
+    :func:`make_sessions`). So the user's earlier sessions tell which items their next
+    session favours, which the session alone shows only after a few clicks. Each user has
+    ``1 + Poisson(sessions_per_user - 1)`` sessions at uniform times over ``time_span``;
+    session lengths and gaps are those of :func:`make_sessions`.
+
+    Returns:
+        Events with int64 session ids (numbered by start time), the item ids of
+        :func:`item_vocabulary`, float64 times and int64 user ids ``0 .. n_users - 1``.
+
+    Raises:
+        ConfigError: an argument out of range (as :func:`make_sessions`; ``n_users`` or
+            ``n_tastes`` < 1, ``n_tastes`` > ``n_items``, ``sessions_per_user`` < 1,
+            ``p_taste`` outside [0, 1]).
+    """
+    _check_args(n_items, n_users, mean_length, p_follow, zipf_exponent)
+    _check_positive_int("n_users", n_users)
+    _check_positive_int("n_tastes", n_tastes)
+    if n_tastes > n_items:
+        raise ConfigError(f"n_tastes must be <= n_items, got {n_tastes} > {n_items}")
+    if not sessions_per_user >= 1.0:
+        raise ConfigError(f"sessions_per_user must be >= 1, got {sessions_per_user}")
+    if not 0.0 <= p_taste <= 1.0:
+        raise ConfigError(f"p_taste must be a probability in [0, 1], got {p_taste}")
+    rng = np.random.default_rng([seed, 2])
+    cdf = _popularity_cdf(rng, n_items, zipf_exponent)
+    succ, succ_cum = _successor_tables(rng, n_items)
+    group = rng.integers(0, n_tastes, size=n_items)
+    group[rng.permutation(n_items)[:n_tastes]] = np.arange(n_tastes)  # none is empty
+    by_group = np.argsort(group, kind="stable")  # items of group 0, then of group 1, ...
+    weight = np.diff(np.r_[0.0, cdf])[by_group]
+    g_sorted = group[by_group]
+    totals = np.bincount(g_sorted, weights=weight, minlength=n_tastes)
+    within = np.cumsum(weight) - np.r_[0.0, np.cumsum(totals)][g_sorted]
+    taste_cdf = g_sorted + within / totals[g_sorted]  # group g's items cover (g, g + 1]
+    taste_cdf[np.r_[np.flatnonzero(np.diff(g_sorted)), len(g_sorted) - 1]] = \
+        np.arange(1, n_tastes + 1)  # exact ends
+
+    n_sess = 1 + rng.poisson(sessions_per_user - 1.0, size=n_users)
+    user_of = np.repeat(np.arange(n_users, dtype=np.int64), n_sess)
+    taste_of = rng.integers(0, n_tastes, size=n_users)[user_of]
+    start = rng.uniform(0.0, time_span, size=len(user_of))
+    order = np.argsort(start, kind="stable")  # sessions numbered by start time
+    user_of, taste_of, start = user_of[order], taste_of[order], start[order]
+    lengths = _session_lengths(rng, len(user_of), mean_length)
+
+    def popular(k: int) -> np.ndarray:
+        return np.minimum(np.searchsorted(cdf, rng.random(k), side="right"), n_items - 1)
+
+    def of_taste(tastes: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(taste_cdf, tastes + rng.random(len(tastes)), side="right")
+        return by_group[np.minimum(pos, n_items - 1)]
+
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    items = np.empty(int(lengths.sum()), dtype=np.int64)
+    current = np.where(rng.random(len(lengths)) < p_taste, of_taste(taste_of),
+                       popular(len(lengths)))
+    items[starts] = current
+    for pos in range(1, int(lengths.max())):
+        alive = np.flatnonzero(lengths > pos)
+        cur, k = current[alive], len(alive)
+        slot = (rng.random(k)[:, None] >= succ_cum[cur]).sum(axis=1)
+        followed = succ[cur, np.minimum(slot, _MAX_SUCCESSORS - 1)]
+        other = np.where(rng.random(k) < p_follow, followed, popular(k))
+        nxt = np.where(rng.random(k) < p_taste, of_taste(taste_of[alive]), other)
+        items[starts[alive] + pos] = nxt
+        current[alive] = nxt
+    gaps = 1.0 + rng.exponential(gap_seconds, size=len(items))
+    gaps[starts] = 0.0
+    elapsed = np.cumsum(gaps)
+    elapsed -= np.repeat(elapsed[starts], lengths)
+    return Events(session=np.repeat(np.arange(len(lengths), dtype=np.int64), lengths),
+                  item=item_vocabulary(n_items, seed)[items],
+                  time=np.repeat(start, lengths) + elapsed,
+                  user=np.repeat(user_of, lengths))
 
 
 def _session_starts(events: Events) -> tuple[np.ndarray, np.ndarray]:

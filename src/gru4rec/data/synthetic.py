@@ -25,6 +25,8 @@ still running, so a million events take well under a few seconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from gru4rec.data.events import Events
@@ -114,14 +116,21 @@ def _draw_items(
     popularity_cdf: np.ndarray,
     successors: tuple[np.ndarray, np.ndarray],
     p_follow: float,
+    first: np.ndarray | None = None,
+    then: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """(sum(lengths),) internal item indices, sessions laid out one after the other."""
+    """(sum(lengths),) internal item indices, sessions laid out one after the other.
+
+    ``first``: the sessions' first items (default: popularity-weighted draws); ``then(alive,
+    nxt)``: replaces the next items ``nxt`` of the sessions ``alive`` at every position
+    after the successor-or-popular draw (default: keeps them)."""
     succ, succ_cum = successors
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     items = np.empty(int(lengths.sum()), dtype=np.int64)
     n_items = popularity_cdf.shape[0]
-    current = np.searchsorted(popularity_cdf, rng.random(lengths.shape[0]), side="right")
-    current = np.minimum(current, n_items - 1)
+    if first is None:
+        first = np.searchsorted(popularity_cdf, rng.random(lengths.shape[0]), side="right")
+    current = np.minimum(first, n_items - 1)
     items[starts] = current
     for pos in range(1, int(lengths.max())):
         alive = np.flatnonzero(lengths > pos)
@@ -131,6 +140,8 @@ def _draw_items(
         fresh = np.searchsorted(popularity_cdf, rng.random(alive.shape[0]), side="right")
         fresh = np.minimum(fresh, n_items - 1)
         nxt = np.where(rng.random(alive.shape[0]) < p_follow, followed, fresh)
+        if then is not None:
+            nxt = then(alive, nxt)
         items[starts[alive] + pos] = nxt
         current[alive] = nxt
     return items
@@ -264,20 +275,12 @@ def make_user_sessions(
         pos = np.searchsorted(taste_cdf, tastes + rng.random(len(tastes)), side="right")
         return by_group[np.minimum(pos, n_items - 1)]
 
+    def taste_or(alive: np.ndarray, other: np.ndarray) -> np.ndarray:
+        return np.where(rng.random(len(alive)) < p_taste, of_taste(taste_of[alive]), other)
+
+    first = taste_or(np.arange(len(lengths)), popular(len(lengths)))
+    items = _draw_items(rng, lengths, cdf, (succ, succ_cum), p_follow, first, taste_or)
     starts = np.r_[0, np.cumsum(lengths)[:-1]]
-    items = np.empty(int(lengths.sum()), dtype=np.int64)
-    current = np.where(rng.random(len(lengths)) < p_taste, of_taste(taste_of),
-                       popular(len(lengths)))
-    items[starts] = current
-    for pos in range(1, int(lengths.max())):
-        alive = np.flatnonzero(lengths > pos)
-        cur, k = current[alive], len(alive)
-        slot = (rng.random(k)[:, None] >= succ_cum[cur]).sum(axis=1)
-        followed = succ[cur, np.minimum(slot, _MAX_SUCCESSORS - 1)]
-        other = np.where(rng.random(k) < p_follow, followed, popular(k))
-        nxt = np.where(rng.random(k) < p_taste, of_taste(taste_of[alive]), other)
-        items[starts[alive] + pos] = nxt
-        current[alive] = nxt
     gaps = 1.0 + rng.exponential(gap_seconds, size=len(items))
     gaps[starts] = 0.0
     elapsed = np.cumsum(gaps)

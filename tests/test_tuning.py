@@ -19,6 +19,7 @@ import pytest
 from gru4rec.errors import ConfigError
 
 optuna = pytest.importorskip("optuna", reason="the tune extra is not installed")
+import sqlalchemy.exc  # noqa: E402  (optuna's dependency)
 
 from gru4rec.tuning import read_space, space_from, tune  # noqa: E402
 
@@ -145,7 +146,6 @@ def test_trials_run_in_process_and_hopeless_ones_are_pruned(split) -> None:
 
 
 def test_the_median_pruner_compares_with_the_recent_completed_trials() -> None:
-    optuna = pytest.importorskip("optuna")
     from gru4rec.tuning.pruning import RecentMedianPruner
 
     dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
@@ -358,8 +358,9 @@ def test_a_worker_killed_mid_study_is_continued_by_a_rerun(files) -> None:
                 if len(finished(study)) >= 2 and any(t.state.name == "RUNNING"
                                                      for t in study.trials):
                     break
-            except (KeyError, optuna.exceptions.StorageInternalError):
-                pass  # the study is being created
+            except (KeyError, optuna.exceptions.StorageInternalError,
+                    sqlalchemy.exc.SQLAlchemyError):
+                pass  # the worker is creating the study (its tables, alembic's stamp)
         time.sleep(0.2)
     worker.send_signal(signal.SIGKILL)
     worker.wait(30)

@@ -128,9 +128,9 @@ def _draw_items(
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     items = np.empty(int(lengths.sum()), dtype=np.int64)
     n_items = popularity_cdf.shape[0]
-    if first is None:
-        first = np.searchsorted(popularity_cdf, rng.random(lengths.shape[0]), side="right")
-    current = np.minimum(first, n_items - 1)
+    drawn = first if first is not None else \
+        np.searchsorted(popularity_cdf, rng.random(lengths.shape[0]), side="right")
+    current = np.minimum(drawn, n_items - 1)
     items[starts] = current
     for pos in range(1, int(lengths.max())):
         alive = np.flatnonzero(lengths > pos)

@@ -371,3 +371,55 @@ def test_checkpoint_option_errors_come_before_any_work(data, capsys, extra: list
     code, out, err = _run(capsys, "run", data["train"], "-ps", TINY, *FAST, *extra)
     _assert_error(code, err, *fragments)
     assert out == []
+
+
+# ----------------------------------------------------------------------------- users
+
+
+@pytest.fixture(scope="module")
+def user_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """train/test TSVs of returning users, with a UserId column."""
+    from gru4rec.data.synthetic import make_user_sessions, train_test_split_last
+
+    folder = tmp_path_factory.mktemp("users")
+    train, test = train_test_split_last(make_user_sessions(60, 40, seed=2), 0.2)
+    out = {}
+    for name, ev in (("train", train), ("test", test)):
+        rows = ["SessionId\tItemId\tTime\tUserId"] + [
+            f"{s}\t{i}\t{t!r}\t{u}" for s, i, t, u in zip(
+                ev.session.tolist(), ev.item.tolist(), ev.time.tolist(),
+                ev.user.tolist(), strict=True)]  # type: ignore[union-attr]
+        out[name] = folder / f"{name}.tsv"
+        out[name].write_text("\n".join(rows) + "\n")
+    return out
+
+
+def test_sequence_aware_training_and_evaluation_from_the_users_states(
+        user_data, capsys, tmp_path) -> None:
+    model = tmp_path / "m.pt"
+    code, lines, err = _run(capsys, "run", user_data["train"], "-ps",
+                            f"{TINY},session_boundary=carry,bptt=3", "-uk", "UserId", "-t",
+                            user_data["test"], "--continue_state", "-s", model, *FAST)
+    assert code == 0, err
+    assert "Starting evaluation (cut-off=[20], using standard mode for tiebreaking, each user "
+    "from their training state)" in lines
+    carried = _metric_lines(lines)
+    # the saved model keeps the users' states: loading it measures the same
+    code, lines, err = _run(capsys, "run", model, "-l", "-uk", "UserId", "-t",
+                            user_data["test"], "--continue_state", *FAST)
+    assert code == 0, err
+    assert _metric_lines(lines) == carried
+    code, lines, err = _run(capsys, "run", model, "-l", "-t", user_data["test"], *FAST)
+    assert code == 0 and _metric_lines(lines) != carried  # from zero states
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    (["--continue_state"], "--continue_state needs the user column: give -uk/--user_key"),
+    (["-ps", f"{TINY},session_boundary=carry"], "give the user column with -uk/--user_key"),
+    (["-uk", "Visitor"], "missing column(s) 'Visitor'"),
+])
+def test_user_option_errors(user_data, capsys, extra: list[str], fragment: str) -> None:
+    argv = ["run", user_data["train"], *(["-ps", TINY] if "-ps" not in extra else []), *extra,
+            "-t", user_data["test"], *FAST]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and fragment in err and "Traceback" not in err

@@ -401,8 +401,8 @@ def test_sequence_aware_training_and_evaluation_from_the_users_states(
                             f"{TINY},session_boundary=carry,bptt=3", "-uk", "UserId", "-t",
                             user_data["test"], "--continue_state", "-s", model, *FAST)
     assert code == 0, err
-    assert "Starting evaluation (cut-off=[20], using standard mode for tiebreaking, each user "
-    "from their training state)" in lines
+    assert ("Starting evaluation (cut-off=[20], using standard mode for tiebreaking, each "
+            "user from their training state)") in lines
     carried = _metric_lines(lines)
     # the saved model keeps the users' states: loading it measures the same
     code, lines, err = _run(capsys, "run", model, "-l", "-uk", "UserId", "-t",

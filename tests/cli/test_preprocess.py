@@ -74,6 +74,23 @@ def test_generic_from_the_command_line(tmp_path, capsys) -> None:
     assert (out / "test.tsv").read_text() == "SessionId\tItemId\tTime\n3\t5\t200000\n3\t6\t200001\n"
 
 
+def test_keep_user_from_the_command_line(tmp_path, capsys, rsc15_clicks) -> None:
+    raw = _raw(tmp_path, "log.tsv", "u\ti\tt\n" + "".join(
+        f"{u}\t{i}\t{t}\n" for u, i, t in [(7, 5, 0), (7, 6, 1), (8, 5, 100_000),
+                                          (8, 6, 100_001), (7, 5, 200_000), (7, 6, 200_001)]))
+    out = tmp_path / "mine"
+    code = main(["preprocess", "generic", raw, "-o", str(out), "--user-col", "u",
+                 "--item-col", "i", "--time-col", "t", "--min-item-support", "1",
+                 "--keep-user"])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "test.tsv").read_text() == \
+        "SessionId\tItemId\tTime\tUserId\n2\t5\t200000\t7\n2\t6\t200001\t7\n"
+    clicks = _raw(tmp_path, "clicks.dat", rsc15_clicks)
+    assert main(["preprocess", "rsc15", clicks, "-o", str(tmp_path / "o"), "--keep-user"]) == 2
+    err = capsys.readouterr().err
+    assert "does not take the option(s) keep_user" in err and not (tmp_path / "o").exists()
+
+
 # (dataset, [(file name, text, or a function of the hand-made rsc15 file's text)], problem)
 BAD_INPUTS = {
     "wrong separator": ("rsc15", [("clicks.dat", lambda clicks: clicks.replace(",", "\t"))],

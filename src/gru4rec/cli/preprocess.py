@@ -57,6 +57,10 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", metavar="OUTDIR", required=True,
                    help="Folder for the four split files (created if missing; its parent "
                         "must exist). Existing split files in it are replaced.")
+    p.add_argument("--keep-user", action="store_true",
+                   help="Write the user column (UserId) into the outputs, for sequence-aware "
+                        "training (gru4rec run -uk UserId). Recipes with users: rees46, "
+                        "retailrocket, coveo, and generic with --user-col.")
     p.add_argument("--format", dest="fmt", choices=("tsv", "parquet"), default="tsv",
                    help="tsv: tab separated with a SessionId/ItemId/Time header; parquet: the "
                         "same three columns. (Default: tsv)")
@@ -123,6 +127,8 @@ def execute(args: argparse.Namespace) -> int:
     from gru4rec.data.datasets._raw import require_polars
 
     options = _generic_options(args)
+    if args.keep_user:
+        options["keep_user"] = True
     require_polars()
     recipe = get_recipe(args.dataset)
     # On a terminal, a transient status line covers the first (long) read; on files and pipes

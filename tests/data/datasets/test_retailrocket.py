@@ -77,3 +77,36 @@ def test_retailrocket_matches_reference(tmp_path, random_events, reference_proto
                          "Time": raw["timestamp"]})
     expected = reference_protocol(reference_sessions(data, "user", H_MS), _T, 7 * D_MS)
     check_splits(run_recipe("retailrocket", [path]).frames, expected)
+
+
+def test_keep_user_writes_each_sessions_visitor(run_raw, tmp_path) -> None:
+    from gru4rec.data.datasets import preprocess
+    from gru4rec.data.io import read_events
+
+    plain = run_raw("retailrocket", events__csv=_retailrocket_text())
+    (tmp_path / "events.csv").write_text(_retailrocket_text())
+    kept = run_recipe("retailrocket", [tmp_path / "events.csv"], keep_user=True)
+    for name, frame in kept.frames.items():
+        assert frame.columns == ["SessionId", "ItemId", "Time", "UserId"]
+        # the same splits, plus the user column
+        assert frame.drop("UserId").equals(plain.frames[name]), name
+    # a session belongs to one visitor, and the visitors are the raw ones
+    full = kept.frames["train_full"]
+    assert full.group_by("SessionId").agg(pl.col("UserId").n_unique())["UserId"].max() == 1
+    assert sorted(kept.frames["test"]["UserId"].unique().to_list()) == [6, 7]
+    # written, and read back with the user column by gru4rec run -uk UserId
+    report = preprocess("retailrocket", [tmp_path / "events.csv"], tmp_path / "out",
+                        keep_user=True)
+    events = read_events(report.files["test"], user_key="UserId")
+    assert events.user is not None and sorted(set(events.user.tolist())) == [6, 7]
+
+
+def test_keep_user_is_refused_by_recipes_without_users(tmp_path) -> None:
+    from gru4rec.errors import ConfigError
+
+    path = tmp_path / "yoochoose-clicks.dat"
+    path.write_text("1,2014-04-07T10:51:09.277Z,214536502,0\n")
+    with pytest.raises(ConfigError, match="does not take the option.*keep_user"):
+        run_recipe("yoochoose", [path], keep_user=True)
+    with pytest.raises(ConfigError, match="keep_user needs user_col"):
+        run_recipe("generic", [path], session_col="a", keep_user=True)

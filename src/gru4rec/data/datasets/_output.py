@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gru4rec.data.datasets._protocol import ITEM, SESSION, TIME, number
+from gru4rec.data.datasets._protocol import ITEM, SESSION, TIME, USER_OUT, number
 from gru4rec.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -145,7 +145,9 @@ def write_splits(splits: dict[str, pl.DataFrame], outdir: str | os.PathLike[str]
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a folder gets the umask
         for name, frame in splits.items():
-            _write(frame.select(SESSION, ITEM, TIME), tmp / names[name], fmt)
+            columns = [SESSION, ITEM, TIME] + ([USER_OUT] if USER_OUT in frame.columns
+                                               else [])
+            _write(frame.select(columns), tmp / names[name], fmt)
         if existed:
             for filename in names.values():
                 os.replace(tmp / filename, path / filename)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
 
 __all__ = [
+    "USER_OUT",
     "ITEM", "SESSION", "SPLITS", "TIME", "StepCount", "Tracker", "check_splits", "clean",
     "derive_sessions", "drop_rare_items", "drop_repeats", "drop_short_sessions",
     "filter_until_stable", "keep_known_items", "latest", "number", "recsys2023_splits",
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 SESSION, ITEM, TIME = "SessionId", "ItemId", "Time"
+USER_OUT = "UserId"  # the user column of the outputs (--keep-user)
 SPLITS = ("train_full", "test", "train_tr", "train_valid")
 DAY = {"s": 86_400, "ms": 86_400_000}
 HOUR = {"s": 3_600, "ms": 3_600_000}
@@ -74,19 +76,22 @@ def sort_events(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort([SESSION, TIME, ITEM])
 
 
-def derive_sessions(frame: pl.DataFrame, user: str, gap: float) -> pl.DataFrame:
+def derive_sessions(frame: pl.DataFrame, user: str, gap: float, *,
+                    keep_user: bool = False) -> pl.DataFrame:
     """Cut each user's events (in time order) into sessions where the time to the previous
     event is strictly greater than ``gap``.
 
     Sessions are numbered 1, 2, ... in the order of (user id, session start time), so the
-    ids depend only on the data, not on the file order. The user column is dropped.
+    ids depend only on the data, not on the file order. The user column is dropped, or kept
+    as :data:`USER_OUT` with ``keep_user``.
     """
     import polars as pl
 
     frame = frame.sort([user, TIME])
     new = (pl.col(user) != pl.col(user).shift(1)) | (pl.col(TIME) - pl.col(TIME).shift(1) > gap)
     return frame.select(new.fill_null(True).cum_sum().cast(pl.Int64).alias(SESSION),
-                        pl.col(ITEM), pl.col(TIME))
+                        pl.col(ITEM), pl.col(TIME),
+                        *([pl.col(user).alias(USER_OUT)] if keep_user else []))
 
 
 def drop_repeats(frame: pl.DataFrame) -> pl.DataFrame:
@@ -217,12 +222,15 @@ def recsys2023_splits(frame: pl.DataFrame, tracker: Tracker, *, end: float | Non
 
 
 def user_view_splits(frame: pl.DataFrame, tracker: Tracker, user: str, unit: str, *,
-                     end: float | None, window: float) -> dict[str, pl.DataFrame]:
+                     end: float | None, window: float,
+                     keep_user: bool = False) -> dict[str, pl.DataFrame]:
     """Steps 2-6 of the RecSys 2023 protocol on view events keyed by ``user`` (a user id, or
     a raw session id that is cut further): count them, start a new session after a gap of
-    more than 1 hour (``unit``: the unit of the times), then :func:`recsys2023_splits`."""
+    more than 1 hour (``unit``: the unit of the times), then :func:`recsys2023_splits`.
+    ``keep_user``: the splits keep the user column (:data:`USER_OUT`)."""
     tracker.record("view events", frame, session=user)  # sessions = the raw keys here
-    frame = tracker.record("sessions (1 hour gap)", derive_sessions(frame, user, HOUR[unit]))
+    frame = tracker.record("sessions (1 hour gap)",
+                           derive_sessions(frame, user, HOUR[unit], keep_user=keep_user))
     return recsys2023_splits(frame, tracker, end=end, window=window)
 
 

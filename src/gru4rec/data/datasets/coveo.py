@@ -71,14 +71,17 @@ def _details(lf: pl.LazyFrame) -> pl.LazyFrame:
                      & pl.col("product_sku_hash").is_not_null())
 
 
-def run(paths: Sequence[str | Path], tracker: Tracker) -> dict[str, pl.DataFrame]:
+def run(paths: Sequence[str | Path], tracker: Tracker, *,
+        keep_user: bool = False) -> dict[str, pl.DataFrame]:
     """The coveo recipe (see the module docstring)."""
     files = check_files(paths, BROWSING, "coveo", (1, 1), SOURCE)
     frame = read_all(files, BROWSING, FIELDS, keep=_details)
-    return user_view_splits(frame, tracker, USER, "ms", end=None, window=DAY["ms"])
+    return user_view_splits(frame, tracker, USER, "ms",
+                            end=None, window=DAY["ms"], keep_user=keep_user)
 
 
 RECIPE = Recipe(
     name="coveo", summary="Coveo SIGIR eCom 2021 product detail views, RecSys 2023 protocol",
     source=SOURCE, raw_files="browsing_train.csv", time_unit="ms", run=run,
+    options=("keep_user",),
 )

@@ -29,7 +29,10 @@ Options (defaults in brackets):
   last ``test_days`` days, train_tr / train_valid the same ``test_days`` earlier; or
   ``test_fraction``: test = the latest sessions by first event, ``test_fraction`` of them
   (rounded, at least one; sessions starting at the same time as the first test session are
-  test too), then the same fraction of train_full's sessions for train_valid.
+  test too), then the same fraction of train_full's sessions for train_valid;
+- ``keep_user`` [False] (with ``user_col``): write the user column (``UserId``) too, for
+  sequence-aware training. Either split is by time: a user's sessions that start before
+  the cut are training, the later ones test.
 
 Ids that are all canonical integers in a text file become integers (others stay text);
 numeric times that are all whole numbers are written as integers, others as floats.
@@ -67,7 +70,7 @@ SOURCE = "your own data (a .csv, .tsv/.txt or .parquet event log with a header)"
 USER = "_user"
 OPTIONS = ("session_col", "user_col", "item_col", "time_col", "time_unit", "time_format",
            "session_gap", "event_filter", "min_item_support", "min_session_length", "dedup",
-           "test_days", "test_fraction", "separator")
+           "test_days", "test_fraction", "separator", "keep_user")
 _SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 _NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 
@@ -77,6 +80,8 @@ def _problems(o: Mapping[str, Any]) -> list[str]:
     found = []
     if o.get("session_col") and o.get("user_col"):
         found.append("give session_col or user_col, not both")
+    if o.get("keep_user") and not o.get("user_col"):
+        found.append("keep_user needs user_col (the users whose events are cut into sessions)")
     if o.get("test_days") is not None and o.get("test_fraction") is not None:
         found.append("give test_days or test_fraction, not both")
     if o.get("test_days") is not None and not o["test_days"] > 0:
@@ -235,7 +240,8 @@ def run(paths: Sequence[str | Path], tracker: Tracker, **o: Any) -> dict[str, pl
     unit = time_unit(o)
     if o.get("user_col"):
         gap = o.get("session_gap", 3600) * (1000 if unit == "ms" else 1)
-        frame = tracker.record("sessions (gap)", derive_sessions(frame, USER, gap))
+        frame = tracker.record("sessions (gap)", derive_sessions(
+            frame, USER, gap, keep_user=bool(o.get("keep_user"))))
     length = o.get("min_session_length", 2)
     frame = clean(frame, tracker, min_length=length, min_support=o.get("min_item_support", 5),
                   dedup=o.get("dedup", True))

@@ -74,14 +74,17 @@ def _views(lf: pl.LazyFrame) -> pl.LazyFrame:
     return lf.filter(pl.col("event_type") == "view")
 
 
-def run(paths: Sequence[str | Path], tracker: Tracker) -> dict[str, pl.DataFrame]:
+def run(paths: Sequence[str | Path], tracker: Tracker, *,
+        keep_user: bool = False) -> dict[str, pl.DataFrame]:
     """The rees46 recipe (see the module docstring)."""
     files = check_files(paths, EVENTS, "rees46", (1, None), SOURCE)
     frame = read_all(files, EVENTS, FIELDS, keep=_views)
-    return user_view_splits(frame, tracker, USER, "s", end=END, window=DAY["s"])
+    return user_view_splits(frame, tracker, USER, "s",
+                            end=END, window=DAY["s"], keep_user=keep_user)
 
 
 RECIPE = Recipe(
     name="rees46", summary="REES46 multi-category store views, RecSys 2023 protocol",
     source=SOURCE, raw_files="2019-Oct.csv 2019-Nov.csv", time_unit="s", run=run,
+    options=("keep_user",),
 )

@@ -63,14 +63,17 @@ def _views(lf: pl.LazyFrame) -> pl.LazyFrame:
     return lf.filter(pl.col("event") == "view")
 
 
-def run(paths: Sequence[str | Path], tracker: Tracker) -> dict[str, pl.DataFrame]:
+def run(paths: Sequence[str | Path], tracker: Tracker, *,
+        keep_user: bool = False) -> dict[str, pl.DataFrame]:
     """The retailrocket recipe (see the module docstring)."""
     files = check_files(paths, EVENTS, "retailrocket", (1, 1), SOURCE)
     frame = read_all(files, EVENTS, FIELDS, keep=_views)
-    return user_view_splits(frame, tracker, USER, "ms", end=END, window=7 * DAY["ms"])
+    return user_view_splits(frame, tracker, USER, "ms",
+                            end=END, window=7 * DAY["ms"], keep_user=keep_user)
 
 
 RECIPE = Recipe(
     name="retailrocket", summary="Retailrocket views, RecSys 2023 protocol (7-day test)",
     source=SOURCE, raw_files="events.csv", time_unit="ms", run=run,
+    options=("keep_user",),
 )

@@ -15,6 +15,12 @@ session):
 - ``carry, T``: ``session_boundary=carry,bptt=T``, evaluated from each user's state at the
   end of the training data (``continue_state``), and also from zero states.
 
+With ``--data retailrocket-format`` the same log is written as a Retailrocket
+``events.csv`` (views of visitors, epoch milliseconds over the 28 days before the recipe's
+end date) and goes through ``gru4rec preprocess retailrocket --keep-user`` (the RecSys 2023
+protocol: sessions cut at 1-hour gaps, repeats and rare items dropped, the last 7 days as
+test); the runs train on ``train_full`` and are measured on ``test``.
+
 Training time and events per second are measured on this machine, one run at a time.
 """
 
@@ -62,6 +68,31 @@ def _run(train: Any, test: Any, boundary: str, bptt: int, epochs: int, seed: int
     return out
 
 
+def _retailrocket_format(n_items: int, n_users: int, workdir: Path) -> tuple[Any, Any]:
+    """The user log as a Retailrocket events.csv, through the retailrocket recipe with the
+    user column kept; (train_full, test) as Events with users."""
+    import numpy as np
+
+    from gru4rec.data.datasets import run_recipe
+    from gru4rec.data.io import read_events
+    from gru4rec.data.synthetic import make_user_sessions
+
+    days = 28
+    events = make_user_sessions(n_items, n_users, seed=0, time_span=days * 86_400.0)
+    end = 1_442_545_200_000  # the recipe's T
+    ms = (end - days * 86_400_000 + events.time * 1000).astype(np.int64)
+    assert events.user is not None
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "events.csv"
+    rows = [f"{t},{u},view,{i}," for t, u, i in zip(ms.tolist(), events.user.tolist(),
+                                                      events.item.tolist(), strict=True)]
+    path.write_text("timestamp,visitorid,event,itemid,transactionid\n" + "\n".join(rows)
+                    + "\n")
+    frames = run_recipe("retailrocket", [path], keep_user=True).frames
+    return (read_events(frames["train_full"], user_key="UserId"),
+            read_events(frames["test"], user_key="UserId"))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True)
@@ -71,11 +102,16 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--bptt", type=int, nargs="+", default=[1, 5, 10])
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--data", choices=("synthetic", "retailrocket-format"), default="synthetic")
+    p.add_argument("--workdir", type=Path, default=Path("runs") / "sequence_aware")
     a = p.parse_args()
     from gru4rec.data.synthetic import make_user_sessions, train_test_split_last
 
-    events = make_user_sessions(a.items, a.users, seed=0)
-    train, test = train_test_split_last(events, 0.15)
+    if a.data == "synthetic":
+        events = make_user_sessions(a.items, a.users, seed=0)
+        train, test = train_test_split_last(events, 0.15)
+    else:
+        train, test = _retailrocket_format(a.items, a.users, a.workdir)
     print(f"{len(train)} training events of {len(set(train.user.tolist()))} users, {len(test)} "
           f"test events", file=sys.stderr)
     runs = []
@@ -84,7 +120,7 @@ def main() -> None:
             r = _run(train, test, boundary, bptt, a.epochs, seed, a.threads)
             print(json.dumps(r), file=sys.stderr, flush=True)
             runs.append(r)
-    result = {"command": " ".join(["python", *sys.argv]), "params": PARAMS,
+    result = {"command": " ".join(["python", *sys.argv]), "data": a.data, "params": PARAMS,
               "epochs": a.epochs, "users": a.users, "items": a.items,
               "train_events": len(train), "test_events": len(test),
               "cpu_count": os.cpu_count(), "runs": runs}

@@ -38,6 +38,7 @@ from gru4rec.data.sessions import ItemIndex
 from gru4rec.errors import ConfigError, DataError
 from gru4rec.nn.network import Network
 from gru4rec.session_store import MemoryStore, SessionState, SessionStore
+from gru4rec.user_states import UserStates
 
 __all__ = ["ItemFilter", "Recommendations", "SessionInfo", "SessionTracker", "coerce_ids",
            "lookup", "model_fingerprint", "recommend_sessions", "replay"]
@@ -264,6 +265,9 @@ class SessionTracker:
             its kept items are replayed from a zero state through this model, so the session
             goes on as if this model had seen it from the start (up to the ``max_items`` most
             recent clicks).
+        user_states: the users' training states of a sequence-aware model
+            (:attr:`GRU4Rec.user_states_`): a new session whose first event names a known
+            user starts from that user's state instead of from zero.
 
     Session ids are strings (other values are converted with ``str``). One tracker is not
     meant to step the same session from several threads at once.
@@ -273,7 +277,8 @@ class SessionTracker:
     """
 
     def __init__(self, net: Network, item_index: ItemIndex, store: SessionStore | None = None,
-                 *, max_items: int | None = None, model_tag: str | None = None) -> None:
+                 *, max_items: int | None = None, model_tag: str | None = None,
+                 user_states: UserStates | None = None) -> None:
         if max_items is not None and (not isinstance(max_items, int) or max_items < 1):
             raise ConfigError(f"max_items must be a positive integer or None, got {max_items!r}")
         self.net, self.index = net, item_index
@@ -284,9 +289,17 @@ class SessionTracker:
         self._splits = list(net.layers)
         self._scorer = _scorer(net)
         self._str_ids = item_index.ids.dtype.kind == "U"
+        self.user_states = user_states
+        self._user_rows = None if user_states is None else \
+            user_states.states.detach().to("cpu", torch.float32).numpy()
 
-    def _fresh(self) -> SessionState:
+    def _fresh(self, user: Any = None) -> SessionState:
+        """A new session's state: zeros, or the training state of ``user`` when known."""
         hidden = np.zeros(sum(self._splits), dtype=np.float32)
+        if user is not None and self.user_states is not None and self._user_rows is not None:
+            row = int(self.user_states.rows(np.array([user]))[0])
+            if row >= 0:
+                hidden = self._user_rows[row].copy()
         return SessionState(hidden, np.zeros(0, dtype=self.index.ids.dtype), 0, time.time(),
                             self.model_tag)
 
@@ -294,11 +307,14 @@ class SessionTracker:
     def step(self, session_ids: Sequence[Any], item_ids: Sequence[Any], k: int = 20, *,
              exclude_seen: bool | Sequence[bool] = False,
              exclude: Collection[Any] | None = None,
-             candidates: Collection[Any] | None = None) -> Recommendations:
+             candidates: Collection[Any] | None = None,
+             users: Sequence[Any] | None = None) -> Recommendations:
         """Apply one event per entry (``session_ids[j]`` clicked ``item_ids[j]``) and return
         the top-k after each. The same session twice in a batch is applied in order. An
         unknown item does not advance its session (``unknown[j] == 1``), but it is kept among
-        the session's clicks (a later model that knows it replays it).
+        the session's clicks (a later model that knows it replays it). ``users[j]`` (or
+        None): the user of entry j; a session that does not exist yet starts from that
+        user's training state when the tracker has ``user_states`` and knows the user.
 
         Returns:
             :class:`Recommendations` with (M, k') items and scores, (M,) unknown flags and
@@ -321,7 +337,11 @@ class SessionTracker:
         clicked = [self.index.ids[i] if i >= 0 else self._storable(x)
                    for i, x in zip(idx.tolist(), item_ids, strict=True)]
         unique = list(dict.fromkeys(sids))
-        states = {s: st if st is not None else self._fresh()
+        first_user: dict[str, Any] = {}
+        for j, s in enumerate(sids):
+            if users is not None and users[j] is not None:
+                first_user.setdefault(s, users[j])
+        states = {s: st if st is not None else self._fresh(first_user.get(s))
                   for s, st in zip(unique, self.store.get_many(unique), strict=True)}
         self._rebuild([st for st in states.values() if st.model != self.model_tag])
         rows, seen, lengths = self._apply(sids, idx, clicked, states)

@@ -353,10 +353,11 @@ class GRU4Rec:
                         max_items: int | None = None,
                         model_tag: str | None = None) -> SessionTracker:
         """A :class:`~gru4rec.inference.SessionTracker` for live sessions of this model: each
-        event costs one GRU step. ``store`` defaults to an in-process LRU
-        (:class:`~gru4rec.session_store.MemoryStore`); ``model_tag`` names this model in the
-        states (default: from a hash of its weights), and states of another tag in a shared
-        store are rebuilt by replaying their items through this model.
+        event costs one GRU step; with :attr:`user_states_` (a sequence-aware model) a new
+        session of a known user starts from the user's training state. ``store`` defaults to
+        an in-process LRU (:class:`~gru4rec.session_store.MemoryStore`); ``model_tag`` names
+        this model in the states (default: from a hash of its weights), and states of another
+        tag in a shared store are rebuilt by replaying their items through this model.
 
         Raises:
             ConfigError: ``max_items`` is neither None nor a positive integer.
@@ -364,7 +365,7 @@ class GRU4Rec:
         """
         self.check_fitted()
         return SessionTracker(self.net_, self.item_index_, store, max_items=max_items,
-                              model_tag=model_tag)
+                              model_tag=model_tag, user_states=self.user_states_)
 
     # ------------------------------------------------------------------ persistence
 

@@ -196,3 +196,28 @@ def test_store_failure_is_503(model, monkeypatch) -> None:
         monkeypatch.setattr(MemoryStore, "ping", lambda self: False)
         resp = c.get("/health")
         assert resp.status_code == 503 and resp.json()["store_reachable"] is False
+
+
+def test_a_returning_users_new_session_starts_from_their_training_state() -> None:
+    from gru4rec import GRU4Rec
+    from gru4rec.data.synthetic import make_user_sessions
+
+    events = make_user_sessions(40, 20, seed=4)
+    model = GRU4Rec(device="cpu", layers=[8], n_epochs=1, batch_size=4, n_sample=8,
+                    session_boundary="carry").fit(events)
+    states = model.user_states_
+    assert states is not None
+    user = int(states.users.ids[0])
+    item = int(model.item_index_.ids[0])
+    with TestClient(create_app(model, SETTINGS)) as c:
+        plain = event(c, "anonymous", item, k=10).json()
+        as_user = event(c, "known", item, k=10, user_id=str(user)).json()  # text id works
+        stranger = event(c, "stranger", item, k=10, user_id=10**9).json()
+        later = event(c, "known", item, k=10, user_id=999).json()  # a live session goes on
+    assert stranger["items"] == plain["items"]  # unknown users start from zero
+    assert as_user["scores"] != plain["scores"]
+    # the user's start: one GRU step from the stored state
+    tracker = model.session_tracker()
+    want = tracker.step(["x"], [item], k=10, users=[user])
+    np.testing.assert_allclose(as_user["scores"], want.scores[0], atol=1e-5)
+    assert later["length"] == 2

@@ -144,8 +144,11 @@ def _add_routes(app: FastAPI, holder: dict[str, ModelSlot], settings: ServeSetti
         svc = holder["slot"].current  # the whole request stays on this model
         k = _k(body.k, settings)
         item = coerce_ids(svc.model.item_index_, [body.item_id])[0]
+        users = svc.model.user_states_
+        user = None if body.user_id is None or users is None else \
+            coerce_ids(users.users, [body.user_id])[0]
         top, scores, length, unknown = await svc.batcher.step(session_id, item, k,
-                                                               body.exclude_seen)
+                                                               body.exclude_seen, user)
         items, score_list = _lists(top, scores)
         return _json({"session_id": session_id, "items": items, "scores": score_list,
                       "length": length, "unknown_item": unknown}, model=svc.tag)

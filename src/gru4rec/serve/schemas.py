@@ -29,6 +29,10 @@ class EventIn(_In):
     item_id: ItemId = Field(description="The clicked item (JSON int or string).")
     k: int | None = Field(None, description="List length, 1..max_k (default: the server's).")
     exclude_seen: bool = Field(False, description="Leave out the session's own items.")
+    user_id: ItemId | None = Field(
+        None, description="Who clicked (JSON int or string). With a sequence-aware model "
+                          "(session_boundary=carry), a new session of a user the model was "
+                          "trained on starts from that user's training state.")
 
 
 class EventOut(BaseModel):

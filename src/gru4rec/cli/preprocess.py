@@ -39,7 +39,7 @@ _GENERIC = {"--session-col": "session_col", "--user-col": "user_col", "--item-co
             "--min-item-support": "min_item_support",
             "--min-session-length": "min_session_length", "--no-dedup": "dedup",
             "--test-days": "test_days", "--test-fraction": "test_fraction",
-            "--separator": "separator"}
+            "--separator": "separator", "--split-by-time": "split_by_time"}
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -102,6 +102,10 @@ def _add_generic_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--test-fraction", type=float, metavar="F",
                    help="Instead of --test-days: test = the latest F of the sessions (by "
                         "first event), validation likewise inside train_full.")
+    g.add_argument("--split-by-time", action="store_const", const=True,
+                   help="Split at the cut by event time: every event before it is training, "
+                        "every later one test (a session spanning the cut is cut in two). "
+                        "(Default: by session start)")
     g.add_argument("--separator", metavar="SEP",
                    help="Field separator of text files. (Default: by extension: tab for "
                         ".tsv/.txt, comma otherwise)")

@@ -69,6 +69,28 @@ def test_known_answer(tmp_path) -> None:
     assert _sessions(frames["train_valid"]) == [["c", "a"]]
 
 
+def test_split_by_time_cuts_a_session_that_spans_the_cut(tmp_path) -> None:
+    # s2 runs across T - d (2020-01-03 12:00): by session start it is all training (its
+    # events after the cut are dropped); by event time its last two events are test
+    log = "s,item,ts\n" + "".join(f"{s},{i},{t}\n" for s, i, t in [
+        (1, "a", "2020-01-01 10:00:00"), (1, "b", "2020-01-01 10:01:00"),
+        (1, "c", "2020-01-01 10:02:00"), (2, "a", "2020-01-03 11:58:00"), (2, "b", "2020-01-03 11:59:00"),
+        (2, "c", "2020-01-03 12:01:00"), (2, "a", "2020-01-03 12:02:00"),
+        (3, "b", "2020-01-04 11:00:00"), (3, "c", "2020-01-04 12:00:00")])
+    path = tmp_path / "log.csv"
+    path.write_text(log)
+    opts = dict(session_col="s", item_col="item", time_col="ts",
+                time_format="%Y-%m-%d %H:%M:%S", min_item_support=1)
+    by_start = run_recipe("generic", [path], **opts).frames
+    by_time = run_recipe("generic", [path], split_by_time=True, **opts).frames
+    assert _sessions(by_start["test"]) == [["b", "c"]]
+    assert _sessions(by_start["train_full"]) == [["a", "b", "c"], ["a", "b"]]
+    assert _sessions(by_time["test"]) == [["c", "a"], ["b", "c"]]
+    assert _sessions(by_time["train_full"]) == [["a", "b", "c"], ["a", "b"]]
+    with pytest.raises(ConfigError, match="split_by_time cuts at a time"):
+        run_recipe("generic", [path], split_by_time=True, test_fraction=0.2, **opts)
+
+
 def test_parquet_input_and_integer_ids(tmp_path) -> None:
     frame = pl.DataFrame({"SessionId": [1, 1, 2, 2, 3, 3, 4, 4],
                           "ItemId": [7, 8, 8, 7, 7, 8, 8, 7],

@@ -24,7 +24,7 @@ __all__ = [
     "derive_sessions", "drop_rare_items", "drop_repeats", "drop_short_sessions",
     "filter_until_stable", "keep_known_items", "latest", "number", "recsys2023_splits",
     "sort_events", "user_view_splits",
-    "split_by_end", "split_by_start", "split_pair",
+    "split_by_end", "split_by_event_time", "split_by_start", "split_pair",
 ]
 
 SESSION, ITEM, TIME = "SessionId", "ItemId", "Time"
@@ -147,6 +147,17 @@ def split_by_start(frame: pl.DataFrame, cut: float, min_length: int = 2,
     return drop_short_sessions(before, min_length), after
 
 
+def split_by_event_time(frame: pl.DataFrame, cut: float, min_length: int = 2,
+                        ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(before, after): every event before ``cut`` goes before and every other one after,
+    so a session that spans the cut is cut in two; then sessions shorter than
+    ``min_length`` are dropped from ``before`` (``after`` is filtered by the caller)."""
+    import polars as pl
+
+    late = pl.col(TIME) >= cut
+    return drop_short_sessions(frame.filter(~late), min_length), frame.filter(late)
+
+
 def split_by_end(frame: pl.DataFrame, cut: float) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(before, after): sessions whose last event is at or after ``cut`` go after; the
     others before (whole sessions either way)."""
@@ -168,12 +179,18 @@ def keep_known_items(frame: pl.DataFrame, known: pl.DataFrame, min_length: int =
 
 
 def split_pair(frame: pl.DataFrame, tracker: Tracker, cut: float, names: tuple[str, str],
-               min_length: int = 2) -> tuple[pl.DataFrame, pl.DataFrame]:
+               min_length: int = 2, *, by_event: bool = False
+               ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Steps 5 (and 6) of the RecSys 2023 protocol at ``cut``: (train, test) named ``names``;
     test sessions start at or after ``cut``, train keeps the other sessions' events before
-    it, then short sessions are dropped; test keeps items known to train, then length."""
-    train, test = split_by_start(frame, cut, min_length)
-    tracker.record(f"{names[1]} (sessions starting >= cut)", test)
+    it, then short sessions are dropped; test keeps items known to train, then length.
+    ``by_event``: every event at or after ``cut`` is test (:func:`split_by_event_time`)."""
+    if by_event:
+        train, test = split_by_event_time(frame, cut, min_length)
+        tracker.record(f"{names[1]} (events >= cut)", test)
+    else:
+        train, test = split_by_start(frame, cut, min_length)
+        tracker.record(f"{names[1]} (sessions starting >= cut)", test)
     train = tracker.record(names[0], train)
     test = tracker.record(names[1], keep_known_items(test, train, min_length))
     return train, test

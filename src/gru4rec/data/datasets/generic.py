@@ -32,7 +32,10 @@ Options (defaults in brackets):
   test too), then the same fraction of train_full's sessions for train_valid;
 - ``keep_user`` [False] (with ``user_col``): write the user column (``UserId``) too, for
   sequence-aware training. Either split is by time: a user's sessions that start before
-  the cut are training, the later ones test.
+  the cut are training, the later ones test;
+- ``split_by_time`` [False]: split at the cut by event time instead: every event before
+  it is training and every later one test, so a session that spans the cut is cut in two
+  (with ``test_days``; ``test_fraction`` cuts by session start).
 
 Ids that are all canonical integers in a text file become integers (others stay text);
 numeric times that are all whole numbers are written as integers, others as floats.
@@ -70,7 +73,7 @@ SOURCE = "your own data (a .csv, .tsv/.txt or .parquet event log with a header)"
 USER = "_user"
 OPTIONS = ("session_col", "user_col", "item_col", "time_col", "time_unit", "time_format",
            "session_gap", "event_filter", "min_item_support", "min_session_length", "dedup",
-           "test_days", "test_fraction", "separator", "keep_user")
+           "test_days", "test_fraction", "separator", "keep_user", "split_by_time")
 _SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 _NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 
@@ -80,6 +83,9 @@ def _problems(o: Mapping[str, Any]) -> list[str]:
     found = []
     if o.get("session_col") and o.get("user_col"):
         found.append("give session_col or user_col, not both")
+    if o.get("split_by_time") and o.get("test_fraction") is not None:
+        found.append("split_by_time cuts at a time (test_days); test_fraction counts whole "
+                     "sessions, give one or the other")
     if o.get("keep_user") and not o.get("user_col"):
         found.append("keep_user needs user_col (the users whose events are cut into sessions)")
     if o.get("test_days") is not None and o.get("test_fraction") is not None:
@@ -254,9 +260,11 @@ def run(paths: Sequence[str | Path], tracker: Tracker, **o: Any) -> dict[str, pl
         end = latest(frame)
         cut, valid_cut = end - window, end - 2 * window
         tracker.cuts["end"] = end
-        full, test = split_pair(frame, tracker, cut, ("train_full", "test"), length)
+        full, test = split_pair(frame, tracker, cut, ("train_full", "test"), length,
+                                by_event=bool(o.get("split_by_time")))
     tracker.cuts.update({"test_start": cut, "valid_start": valid_cut})
-    tr, valid = split_pair(full, tracker, valid_cut, ("train_tr", "train_valid"), length)
+    tr, valid = split_pair(full, tracker, valid_cut, ("train_tr", "train_valid"), length,
+                           by_event=bool(o.get("split_by_time")))
     return {"train_full": full, "test": test, "train_tr": tr, "train_valid": valid}
 
 

@@ -74,7 +74,8 @@ def test_split_by_time_cuts_a_session_that_spans_the_cut(tmp_path) -> None:
     # events after the cut are dropped); by event time its last two events are test
     log = "s,item,ts\n" + "".join(f"{s},{i},{t}\n" for s, i, t in [
         (1, "a", "2020-01-01 10:00:00"), (1, "b", "2020-01-01 10:01:00"),
-        (1, "c", "2020-01-01 10:02:00"), (2, "a", "2020-01-03 11:58:00"), (2, "b", "2020-01-03 11:59:00"),
+        (1, "c", "2020-01-01 10:02:00"), (2, "a", "2020-01-03 11:58:00"),
+        (2, "b", "2020-01-03 11:59:00"),
         (2, "c", "2020-01-03 12:01:00"), (2, "a", "2020-01-03 12:02:00"),
         (3, "b", "2020-01-04 11:00:00"), (3, "c", "2020-01-04 12:00:00")])
     path = tmp_path / "log.csv"

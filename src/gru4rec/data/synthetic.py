@@ -300,11 +300,6 @@ def _session_starts(events: Events) -> tuple[np.ndarray, np.ndarray]:
     return codes, starts
 
 
-def _subset(events: Events, mask: np.ndarray) -> Events:
-    """The events where ``mask`` is true, in their original order."""
-    return events.select(mask)
-
-
 def train_test_split_last(events: Events, test_fraction: float = 0.1) -> tuple[Events, Events]:
     """Split by session start time: the sessions starting in the last part are the test set.
 
@@ -327,7 +322,7 @@ def train_test_split_last(events: Events, test_fraction: float = 0.1) -> tuple[E
     t_min, t_max = float(events.time.min()), float(events.time.max())
     threshold = t_max - test_fraction * (t_max - t_min)
     in_test = (starts > threshold)[codes]
-    train = _subset(events, ~in_test)
+    train = events.select(~in_test)
     if len(train) == 0:
         raise DataError("no training sessions: every session starts in the test period")
     keep = in_test & np.isin(events.item, np.unique(train.item))
@@ -338,4 +333,4 @@ def train_test_split_last(events: Events, test_fraction: float = 0.1) -> tuple[E
             f"no test sessions left: none starts in the last {test_fraction:.0%} of the time "
             "range with >= 2 events of known items; use more data or a larger test_fraction"
         )
-    return train, _subset(events, keep)
+    return train, events.select(keep)

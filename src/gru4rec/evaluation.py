@@ -188,7 +188,7 @@ def _replay_users(model: GRU4Rec, sequences: SessionData, starts: np.ndarray,
     seq = np.searchsorted(sequences.offsets, raw.events, side="right") - 1
     # the stored-state row of each entry that starts a user's sequence; -1: zeros
     rows = np.where(raw.reset, users.rows(sequences.session_ids)[seq], -1)
-    table = torch.cat([users.states, users.states.new_zeros(1, users.states.shape[1])])
+    table = users.padded()
     rows_t = torch.as_tensor(np.where(rows < 0, len(users), rows), device=dev)
     same = torch.as_tensor(~starts[raw.events + 1], device=dev)  # target in the same session
     bounds = raw.step_offsets.tolist()

@@ -40,11 +40,10 @@ class UserStates:
         """(K,) user ids -> (K,) rows of ``states``, -1 for users without a state."""
         return self.users.lookup(user_ids)
 
-    def initial(self, rows: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
-        """The starting state of (K,) ``rows`` (-1: zeros), as a list of (K, H_i)."""
-        padded = torch.cat([self.states, self.states.new_zeros(1, self.states.shape[1])])
-        picked = padded.index_select(0, torch.where(rows < 0, len(self), rows))
-        return list(torch.split(picked, layers, dim=1))
+    def padded(self) -> torch.Tensor:
+        """(U + 1, sum H) the states with a zero row last: index with ``rows`` where -1
+        (no state) is replaced by U, and users without a state start from zeros."""
+        return torch.cat([self.states, self.states.new_zeros(1, self.states.shape[1])])
 
 
 @torch.inference_mode()

@@ -27,8 +27,8 @@ from gru4rec.errors import ConfigError, ModelFileError
 from gru4rec.nn.network import Network
 from gru4rec.nn.optim import state_shapes
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "OptimizerState", "UserStateArrays", "read_model_file",
-           "save_atomically", "write_model_file"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "OptimizerState", "UserStateArrays", "ids_from_file",
+           "ids_to_file", "read_model_file", "save_atomically", "write_model_file"]
 
 FORMAT = "gru4rec-model"
 FORMAT_VERSION = 1
@@ -59,7 +59,7 @@ def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarr
         "format_version": FORMAT_VERSION,
         "gru4rec_version": __version__,
         "config": config.to_dict(),
-        "item_ids": _ids_out(item_ids),
+        "item_ids": ids_to_file(item_ids),
         "item_support": torch.as_tensor(support, dtype=torch.int64),
         "params": {n: t.detach().to("cpu", torch.float32).contiguous()
                    for n, t in params.items()},
@@ -68,7 +68,7 @@ def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarr
         payload["optimizer"] = {n: {k: t.detach().to("cpu", torch.float32).contiguous()
                                     for k, t in st.items()} for n, st in optimizer.items()}
     if users is not None:
-        payload["user_ids"] = _ids_out(users[0])
+        payload["user_ids"] = ids_to_file(users[0])
         payload["user_states"] = users[1].detach().to("cpu", torch.float32).contiguous()
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -130,7 +130,7 @@ def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.nda
                              f"{FORMAT_VERSION}")
     try:
         config = GRU4RecConfig.from_dict(payload["config"])
-        ids = _ids_in(payload["item_ids"], "item_ids")
+        ids = ids_from_file(payload["item_ids"], "item_ids")
         support = payload["item_support"].numpy()
         params = payload["params"]
         _check_params(params, config, len(ids), support)
@@ -143,12 +143,13 @@ def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.nda
     return config, ids, support, params, optimizer, users
 
 
-def _ids_out(ids: np.ndarray) -> Any:
+def ids_to_file(ids: np.ndarray) -> Any:
     """Ids as stored: an int64 tensor, or a list of str."""
     return torch.as_tensor(ids) if ids.dtype.kind in "iu" else ids.tolist()
 
 
-def _ids_in(raw: Any, what: str) -> np.ndarray:
+def ids_from_file(raw: Any, what: str) -> np.ndarray:
+    """Stored ids back as an int64 or str array (ValueError naming ``what`` otherwise)."""
     if isinstance(raw, torch.Tensor):
         return raw.numpy().astype(np.int64)
     if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
@@ -160,7 +161,7 @@ def _users(payload: dict[str, Any], config: GRU4RecConfig) -> UserStateArrays | 
     """The users' ids and states of the file, checked against the config, or None."""
     if "user_ids" not in payload and "user_states" not in payload:
         return None
-    ids = _ids_in(payload["user_ids"], "user_ids")
+    ids = ids_from_file(payload["user_ids"], "user_ids")
     states = payload["user_states"]
     shape = (len(ids), sum(config.layers))
     if not isinstance(states, torch.Tensor) or tuple(states.shape) != shape or \

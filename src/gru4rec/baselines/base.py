@@ -77,14 +77,14 @@ class TrainLog:
 
     def position(self) -> np.ndarray:
         """(N,) int64 0-based position of every event within its session."""
-        return np.arange(len(self.items), dtype=np.int64) - np.repeat(self.offsets[:-1],
-                                                                      self.lengths)
+        starts = np.repeat(self.offsets[:-1], self.lengths)
+        return np.asarray(np.arange(len(self.items), dtype=np.int64) - starts)
 
     def end_time(self) -> np.ndarray:
         """(S,) time of each session's last event."""
         if not self.n_sessions:
             return np.zeros(0)
-        return self.time[self.offsets[1:] - 1]
+        return np.asarray(self.time[self.offsets[1:] - 1])
 
     def support(self) -> np.ndarray:
         """(n_items,) int64 training events per item."""

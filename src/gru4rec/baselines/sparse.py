@@ -113,7 +113,7 @@ class SparseRows:
 
     def toarray(self, dtype: type = np.float64) -> np.ndarray:
         """The dense (n_rows, n_cols) matrix."""
-        out = np.zeros((self.n_rows, self.n_cols), dtype=dtype)
+        out: np.ndarray = np.zeros((self.n_rows, self.n_cols), dtype=dtype)
         out[self.row_ids(), self.indices] = self.data
         return out
 

@@ -1,4 +1,5 @@
-"""Next-item evaluation of a trained model: Recall@k and MRR@k (docs/algorithm.md §7).
+"""Next-item evaluation of a trained model: Recall@k and MRR@k (docs/algorithm.md §7), the
+same for GRU4Rec and every baseline (:mod:`gru4rec.baselines`).
 
 Test sessions are replayed session-parallel (``batch_size`` slots, zero state at every
 session start); after each event but the last, the model scores every item and the rank of
@@ -9,6 +10,11 @@ With ``continue_state=True`` (a sequence-aware model, ``session_boundary=carry``
 user's events are replayed as one sequence, starting from the user's state at the end of
 the training data (zero for users new in the test) and carried across their sessions; the
 predictions counted are the same as without it: the next item within a session.
+
+A baseline is measured on the same predictions: for every prefix x_1..x_c of a test session
+(unknown items dropped first, as for GRU4Rec) it scores every training item from the prefix
+alone, and the rank of x_{c+1} is counted from those scores (sparse scores exactly, with the
+items not stored as zeros) under the same tie modes.
 """
 
 from __future__ import annotations
@@ -22,13 +28,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from gru4rec.baselines.base import Baseline, Scores
+from gru4rec.baselines.sparse import SparseRows
 from gru4rec.data.batching import DeviceSchedule, build_schedule
 from gru4rec.data.events import Events
 from gru4rec.data.io import read_events
 from gru4rec.data.sessions import SessionData, group_sequences, group_sessions
 from gru4rec.errors import ConfigError
 from gru4rec.inference import lookup
-from gru4rec.metrics import MetricAccumulator, check_mode, target_ranks, target_ranks_chunked
+from gru4rec.metrics import (
+    MetricAccumulator,
+    check_mode,
+    ranks_from_counts,
+    sparse_target_counts,
+    target_ranks,
+    target_ranks_chunked,
+)
 from gru4rec.model import GRU4Rec
 
 __all__ = ["EvalResult", "evaluate"]
@@ -78,13 +93,18 @@ class EvalResult:
                 f"MRR@{k}: {self.metrics[f'MRR@{k}']:.6f}" for k in self.cutoffs]
 
 
-def evaluate(model: GRU4Rec, test: Any, *, cutoffs: Sequence[int] = (20,),
+def evaluate(model: GRU4Rec | Baseline, test: Any, *, cutoffs: Sequence[int] = (20,),
              mode: str = "standard", batch_size: int = 512,
              test_against_items: int | None = None, session_key: str = "SessionId",
              item_key: str = "ItemId", time_key: str = "Time", user_key: str | None = None,
              continue_state: bool = False, seed: int = 42,
              target_items: Collection[Any] | None = None) -> EvalResult:
-    """Evaluate ``model`` on test sessions (path, DataFrame or Events).
+    """Evaluate ``model`` (GRU4Rec or a :mod:`baseline <gru4rec.baselines>`) on test
+    sessions (path, DataFrame or Events).
+
+    Every model is measured the same way: after each event but the last of a test session,
+    the model scores every training item given the session so far (nothing of the target),
+    and the target's rank among all of them is counted under the tie ``mode``.
 
     Args:
         cutoffs: list lengths k for Recall@k and MRR@k, measured in one pass.
@@ -112,6 +132,10 @@ def evaluate(model: GRU4Rec, test: Any, *, cutoffs: Sequence[int] = (20,),
     """
     model.check_fitted()
     _check_options(mode, batch_size, test_against_items)
+    if isinstance(model, Baseline):
+        return _evaluate_baseline(model, test, cutoffs, mode, batch_size, test_against_items,
+                                  (session_key, item_key, time_key), continue_state, seed,
+                                  target_items)
     start = time.perf_counter()
     acc = MetricAccumulator(cutoffs)
     if continue_state:
@@ -245,3 +269,65 @@ def _ranks(out: tuple[torch.Tensor, torch.Tensor], h: torch.Tensor, tgt: torch.T
     scores = torch.cat([sub, own[:, None]], 1)
     last = torch.full_like(tgt, scores.shape[1] - 1)
     return target_ranks(scores, last, mode, gen)
+
+
+def _evaluate_baseline(model: Baseline, test: Any, cutoffs: Sequence[int], mode: str,
+                       batch_size: int, test_against_items: int | None,
+                       keys: tuple[str, str, str], continue_state: bool, seed: int,
+                       target_items: Collection[Any] | None) -> EvalResult:
+    """:func:`evaluate` for a baseline: the same predictions, full ranking, every tie mode."""
+    name = type(model).__name__
+    if test_against_items is not None:
+        raise ConfigError(f"test_against_items is for GRU4Rec models only; {name} is always "
+                          "ranked against every item")
+    if continue_state:
+        raise ConfigError(f"continue_state needs a sequence-aware GRU4Rec model; {name} has "
+                          "no user states")
+    start = time.perf_counter()
+    acc = MetricAccumulator(cutoffs)
+    events = read_events(test, session_key=keys[0], item_key=keys[1], time_key=keys[2])
+    sessions, n_dropped = group_sessions(events, model.item_index_)
+    counted = None
+    if target_items is not None:  # (n_items,) bool: which targets count
+        counted = np.zeros(model.n_items, dtype=bool)
+        idx = lookup(model.item_index_, target_items)
+        counted[idx[idx >= 0]] = True
+    _replay_prefixes(model, sessions, batch_size, mode, seed, acc, counted)
+    if n_dropped:
+        log.warning("dropped %d test events with items unknown to the model", n_dropped)
+    metrics = acc.result()
+    n = int(metrics.pop("n"))
+    return EvalResult(metrics, n, n_dropped, time.perf_counter() - start,
+                      tuple(acc.cutoffs), mode)
+
+
+def _replay_prefixes(model: Baseline, sessions: SessionData, batch_size: int, mode: str,
+                     seed: int, acc: MetricAccumulator, counted: np.ndarray | None) -> None:
+    """Score every prefix x_1..x_c (c = 1..L-1) of every session, ``batch_size`` prefixes per
+    call (fewer for models with dense scores, to bound the (B, n_items) block), and add the
+    ranks of the targets x_{c+1} (where ``counted`` (n_items,) is True, when given)."""
+    items, offsets = sessions.items, sessions.offsets
+    # every event but a session's first is a target; its prefix starts at the session start
+    targets = np.flatnonzero(np.isin(np.arange(len(items)), offsets[:-1], invert=True))
+    if counted is not None:
+        targets = targets[counted[items[targets]]]
+    starts = offsets[np.searchsorted(offsets, targets, side="right") - 1]
+    if model.dense_scores:  # about 32 MB of float64 scores per block
+        batch_size = max(1, min(batch_size, (1 << 22) // max(model.n_items, 1)))
+    gen = torch.Generator().manual_seed(seed)
+    for lo in range(0, len(targets), batch_size):
+        tgt = targets[lo:lo + batch_size]
+        prefixes = [items[a:b] for a, b in zip(starts[lo:lo + batch_size].tolist(),
+                                               tgt.tolist(), strict=True)]
+        acc.update(_prefix_ranks(model.score(prefixes), items[tgt], mode, gen))
+
+
+def _prefix_ranks(scores: Scores, targets: np.ndarray, mode: str,
+                  gen: torch.Generator) -> torch.Tensor:
+    """(B,) ranks of the (B,) target indices under (B, n_items) dense or sparse scores."""
+    if isinstance(scores, SparseRows):
+        greater, equal = sparse_target_counts(scores.indptr, scores.indices, scores.data,
+                                              scores.n_cols, targets)
+        return ranks_from_counts(torch.from_numpy(greater), torch.from_numpy(equal), mode, gen)
+    return target_ranks(torch.from_numpy(np.asarray(scores, dtype=np.float64)),
+                        torch.from_numpy(targets), mode, gen)

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from gru4rec.backend import select_backend
 from gru4rec.errors import ConfigError, DataError
 
-__all__ = ["TIE_MODES", "MetricAccumulator", "check_mode", "target_ranks",
-           "target_ranks_chunked"]
+__all__ = ["TIE_MODES", "MetricAccumulator", "check_mode", "ranks_from_counts",
+           "sparse_target_counts", "target_ranks", "target_ranks_chunked"]
 
 TIE_MODES = ("standard", "conservative", "median", "tiebreaking")
 
@@ -57,13 +58,14 @@ def _check_targets(n_rows: int, targets: torch.Tensor) -> None:
         raise ConfigError(f"targets must be an integer tensor, got {targets.dtype}")
 
 
-def _ranks_from_counts(
+def ranks_from_counts(
     greater: torch.Tensor,
     equal: torch.Tensor,
     mode: str,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
-    """Ranks (N,) from the counts of items scoring above (N,) and equal to (N,) the target.
+    """Ranks (N,) from the counts of items scoring above (N,) and equal to (N,) the target,
+    in ``mode`` (see the module docstring; ``generator`` draws the ``tiebreaking`` offsets).
 
     ``equal`` includes the target itself, so it is at least 1.
     """
@@ -105,7 +107,35 @@ def target_ranks(
     target_scores = scores.gather(1, targets.long().unsqueeze(1))
     greater = (scores > target_scores).sum(dim=1)
     equal = (scores == target_scores).sum(dim=1)
-    return _ranks_from_counts(greater, equal, mode, generator)
+    return ranks_from_counts(greater, equal, mode, generator)
+
+
+def sparse_target_counts(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+                         n_cols: int, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of items scoring above and equal to each row's target, for sparse scores.
+
+    The (N, n_cols) scores are CSR arrays (``indptr`` (N+1,), ``indices`` and ``data``
+    (nnz,), columns distinct within a row); every entry not stored scores 0, so the
+    ``n_cols - stored`` implicit zeros count as above a negative target and as ties of a
+    target scoring 0 (the target itself included). Exact, and O(nnz): the catalogue is
+    never materialised.
+
+    Returns:
+        (N,) int64 ``greater`` and (N,) int64 ``equal`` (>= 1), for :func:`ranks_from_counts`.
+    """
+    n = len(targets)
+    lengths = np.diff(indptr)
+    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    own = np.zeros(n)  # each row's target score: 0 unless stored
+    hit = indices == targets[rows]
+    own[rows[hit]] = data[hit]
+    implicit = n_cols - lengths
+    vs = own[rows]
+    greater = np.bincount(rows, weights=data > vs, minlength=n).astype(np.int64)
+    equal = np.bincount(rows, weights=data == vs, minlength=n).astype(np.int64)
+    greater += np.where(own < 0, implicit, 0)
+    equal += np.where(own == 0, implicit, 0)
+    return greater, equal
 
 
 def _chunk_scores(
@@ -198,12 +228,12 @@ def target_ranks_chunked(
     if weight.shape[0] <= chunk_items:  # one block: score once, read the targets out of it
         scores = _chunk_scores(h, weight, bias, 0, weight.shape[0])
         count(scores, scores.gather(1, targets.unsqueeze(1)), greater, equal)
-        return _ranks_from_counts(greater, equal, mode, generator)
+        return ranks_from_counts(greater, equal, mode, generator)
     target_scores = _chunked_target_scores(h, weight, bias, targets, chunk_items)
     for start in range(0, weight.shape[0], chunk_items):
         count(_chunk_scores(h, weight, bias, start, start + chunk_items), target_scores,
               greater, equal)
-    return _ranks_from_counts(greater, equal, mode, generator)
+    return ranks_from_counts(greater, equal, mode, generator)
 
 
 def _validate_cutoffs(cutoffs: Sequence[int]) -> tuple[int, ...]:

@@ -137,6 +137,7 @@ class Baseline(ABC):
 
     name: ClassVar[str]
     PARAMS: ClassVar[dict[str, Param]] = {}
+    dense_scores: ClassVar[bool] = False  # True: score() returns dense arrays
     item_index_: ItemIndex
     item_support_: np.ndarray
 

@@ -22,6 +22,7 @@ class Random(Baseline):
     """Uniform random scores, drawn afresh at every call (nothing is learned)."""
 
     name = "random"
+    dense_scores = True
 
     def _fit(self, log: TrainLog) -> None:
         pass  # nothing to learn

@@ -298,7 +298,7 @@ def test_toml_param_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("name", "text", "message"), [
     ("code.py", "import os\ngru4rec_params = OrderedDict([('loss', os.getcwd())])\n",
      "literal values only"),
-    ("none.py", "params = {'loss': 'bpr-max'}\n", "does not define gru4rec_params"),
+    ("none.py", "settings = {'loss': 'bpr-max'}\n", "does not define gru4rec_params"),
     ("syntax.py", "gru4rec_params = OrderedDict([(\n", "is not valid Python"),
     ("call.py", "gru4rec_params = make_params()\n", "must be an OrderedDict"),
     ("params.yaml", "loss: bpr-max\n", "must end in .py or .toml"),

@@ -1,8 +1,8 @@
 """Where hyperparameters come from as text: parameter strings and parameter files.
 
 ``loss=bpr-max,layers=100/100`` strings (the ``-ps`` flag), ``.py`` parameter files holding
-``gru4rec_params = OrderedDict([...])`` (the ``-pf`` flag; parsed as literals, never
-executed) and ``.toml`` files. Both return a plain ``{name: value}``;
+``gru4rec_params = OrderedDict([...])`` (a baseline's file: ``params = ...``; the ``-pf``
+flag; parsed as literals, never executed) and ``.toml`` files. Both return a plain ``{name: value}``;
 :meth:`gru4rec.config.GRU4RecConfig.from_dict` converts and validates the values.
 """
 
@@ -39,8 +39,10 @@ def parse_param_string(text: str) -> dict[str, str]:
 
 
 def parse_param_file(path: str | Path) -> dict[str, Any]:
-    """Read parameters from a ``.py`` file (``gru4rec_params = OrderedDict(...)``, parsed
-    as literals and never executed) or a ``.toml`` file.
+    """Read parameters from a ``.py`` file (``gru4rec_params = OrderedDict(...)``, or
+    ``params = ...`` in a baseline's file; parsed as literals and never executed) or a
+    ``.toml`` file (its ``[gru4rec_params]`` or ``[params]`` table, else its top level
+    without a ``model`` key).
 
     Raises:
         ConfigError: the file cannot be read, has another extension, is not valid Python or
@@ -63,7 +65,9 @@ def _parse_toml(path: Path, text: str) -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"parameter file {path} is not valid TOML: {exc}") from None
-    params = data.get("gru4rec_params", data)
+    params = data.get("gru4rec_params", data.get("params"))
+    if params is None:
+        params = {k: v for k, v in data.items() if k != "model"}
     if not isinstance(params, dict):
         raise ConfigError(f"parameter file {path}: [gru4rec_params] must be a table")
     return params
@@ -77,11 +81,13 @@ def _parse_py(path: Path, text: str) -> dict[str, Any]:
                           f"(line {exc.lineno})") from None
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "gru4rec_params" for t in node.targets
+            isinstance(t, ast.Name) and t.id in ("gru4rec_params", "params")
+            for t in node.targets
         ):
             return _literal_params(path, node.value)
     raise ConfigError(f"parameter file {path} does not define gru4rec_params "
-                      "(expected gru4rec_params = OrderedDict([...]))")
+                      "(expected gru4rec_params = OrderedDict([...]), or params = ... in a "
+                      "baseline's file)")
 
 
 def _literal_params(path: Path, node: ast.expr) -> dict[str, Any]:

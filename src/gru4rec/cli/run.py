@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gru4rec.cli.arguments import Subparsers, positive_int
+from gru4rec.cli.models import MODEL_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
+    from gru4rec.baselines import Baseline
     from gru4rec.config import GRU4RecConfig
     from gru4rec.data.events import Events
     from gru4rec.evaluation import EvalResult
@@ -39,6 +41,9 @@ examples:
     gru4rec run model.pt -l -t test.tsv -m 1 5 10 20 -e conservative
   continue a saved model on new clicks (new items get rows), 2 epochs, and save it:
     gru4rec run today.tsv --retrain model.pt -ps n_epochs=2 -s model_today.pt -t test.tsv
+  a baseline on the same evaluator (V-SKNN; see 'gru4rec compare' for several at once):
+    gru4rec run train.tsv -t test.tsv --model vsknn -ps k=100,sample_size=500 -e conservative
+    gru4rec run train.tsv -t test.tsv -pf configs/baselines/sr_rsc15_100k.py
 """
 
 
@@ -46,8 +51,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add the ``run`` subcommand to ``subparsers`` and return its parser."""
     p = subparsers.add_parser(
         "run", help="train or load a model and evaluate it (the original run.py)",
-        description="Train a GRU4Rec model (or load a saved one) and report Recall@k and\n"
-                    "MRR@k on one or more test sets.",
+        description="Train a GRU4Rec model or a baseline (or load a saved one) and report\n"
+                    "Recall@k and MRR@k on one or more test sets.",
         epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", metavar="PATH",
                    help="Training events (.tsv/.txt tab separated, .csv, .parquet or a pickled "
@@ -64,6 +69,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                           ".toml file.")
     src.add_argument("-l", "--load_model", action="store_true",
                      help="PATH is a model saved with -s: load it instead of training.")
+    src.add_argument("--model", choices=MODEL_NAMES, metavar="NAME",
+                     help="Train this model: gru4rec or one of the baselines "
+                          f"({', '.join(MODEL_NAMES[1:])}), with -ps/-pf holding its "
+                          "parameters (names as in BASELINES.md, e.g. k=100,sample_size=500). "
+                          "(Default: the model a -pf file names, else gru4rec)")
     src.add_argument("--retrain", metavar="MODEL_PATH",
                      help="Continue the model saved in MODEL_PATH on the events in PATH: "
                           "items not seen before get new rows, known items keep theirs, and "
@@ -185,7 +195,7 @@ def _check_args(args: argparse.Namespace) -> None:
         given = given if len(given) > 1 else []  # one of -ps and -pf: overrides
     elif args.fresh_optimizer:
         raise ConfigError("--fresh_optimizer applies to --retrain only")
-    if not given and args.retrain is None:
+    if not given and args.retrain is None and args.model in (None, "gru4rec"):
         raise ConfigError("nothing to train or load: give the hyperparameters with "
                           "-ps/--parameter_string or -pf/--parameter_file, load a saved "
                           "model with -l/--load_model, or continue one with --retrain")
@@ -232,6 +242,66 @@ def _check_paths(args: argparse.Namespace) -> None:
     if args.retrain is not None and not Path(args.retrain).is_file():
         raise ModelFileError(f"model file {args.retrain} does not exist; check the --retrain "
                              "path")
+
+
+_GRU4REC_ONLY = (("--retrain", "retrain"), ("--checkpoint_dir", "checkpoint_dir"),
+                 ("--static_shapes", "static_shapes"), ("-uk/--user_key", "user_key"),
+                 ("--continue_state", "continue_state"), ("--slim", "slim"),
+                 ("--test_against_items", "test_against_items"), ("-d/--device", "device"),
+                 ("--sample_store_on_cpu", "sample_store_on_cpu"))
+
+
+def _model_name(args: argparse.Namespace) -> str:
+    """The model to train: --model, else the one a -pf file names, else gru4rec.
+
+    Raises:
+        ConfigError: --model and the -pf file name different models, or options of GRU4Rec
+            are given for a baseline.
+    """
+    from gru4rec.cli.models import file_model
+    from gru4rec.errors import ConfigError
+
+    named = file_model(args.parameter_file) if args.parameter_file is not None else None
+    if args.model is not None and named is not None and named != args.model:
+        raise ConfigError(f"--model {args.model} but the parameter file "
+                          f"{args.parameter_file} is for {named}; drop one of them")
+    name = args.model or named or "gru4rec"
+    if name != "gru4rec":
+        given = [flag for flag, dest in _GRU4REC_ONLY if getattr(args, dest)]
+        if given:
+            raise ConfigError(f"{', '.join(given)} apply to GRU4Rec models only, not to "
+                              f"the {name} baseline (which runs on the CPU)")
+    return str(name)
+
+
+def _train_baseline(args: argparse.Namespace, name: str) -> Baseline:
+    """Train the baseline ``name`` with -ps/-pf's parameters, printing the SET lines."""
+    import time
+
+    from gru4rec.baselines import make_baseline
+    from gru4rec.params import parse_param_file, parse_param_string
+
+    if args.parameter_file is not None:
+        params = parse_param_file(args.parameter_file)
+        _say(f"Loaded parameters from file: {args.parameter_file}")
+    else:
+        params = dict(parse_param_string(args.parameter_string or "")) \
+            if args.parameter_string else {}
+    model = make_baseline(name, params, seed=args.seed)
+    values = model.get_params()
+    for key in params:
+        _say(f"SET {key} TO {values[key]} (type: {type(values[key])})")
+    _say(f"Model: {name} ({model!r})")
+    _say("Loading training data...")
+    events = _read(args.path, args)
+    _say("Started training")
+    start = time.perf_counter()
+    model.fit(events)
+    _say(f"Total training time: {time.perf_counter() - start:.2f}s")
+    if args.save_model is not None:
+        _say(f"Saving trained model to: {args.save_model}")
+        model.save(args.save_model)
+    return model
 
 
 def _read_config(args: argparse.Namespace, base: GRU4RecConfig | None = None) -> GRU4RecConfig:
@@ -326,7 +396,7 @@ def _save(args: argparse.Namespace, model: GRU4Rec) -> None:
         model.save(args.save_model, optimizer=not args.slim)
 
 
-def _evaluate(args: argparse.Namespace, model: GRU4Rec, path: str) -> EvalResult:
+def _evaluate(args: argparse.Namespace, model: GRU4Rec | Baseline, path: str) -> EvalResult:
     """Evaluate on one test file, printing the original's lines."""
     from gru4rec.evaluation import evaluate
 
@@ -352,17 +422,22 @@ def execute(args: argparse.Namespace) -> int:
     """Run the subcommand; library errors propagate to ``main`` (exit code 2)."""
     import torch
 
-    from gru4rec.model import GRU4Rec, resolve_device
+    from gru4rec.cli.models import load_any
+    from gru4rec.model import resolve_device
 
     _check_args(args)
-    device = str(resolve_device(args.device))
+    name = "gru4rec" if args.load_model else _model_name(args)
+    device = str(resolve_device(args.device)) if name == "gru4rec" else "cpu"
     threads = torch.get_num_threads()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
+        model: GRU4Rec | Baseline
         if args.load_model:
             _say(f"Loading trained model from file: {args.path}")
-            model = GRU4Rec.load(args.path, device=device)
+            model = load_any(args.path, device=args.device)
+        elif name != "gru4rec":
+            model = _train_baseline(args, name)
         elif args.retrain is not None:
             model = _retrain(args, device)
         else:

@@ -145,8 +145,9 @@ def compare(train: Any, test: Any, models: Sequence[ModelSpec], *,
     With ``tune_trials`` = N > 0 each model is first tuned on a validation split of
     ``train`` (the sessions starting in its last 10% of time are validation, the rest is
     trained on) for MRR (``tune_metric``) at the largest cutoff: a baseline over N points of
-    its grid (:mod:`gru4rec.baselines.grids`, the given parameters fixed), GRU4Rec with an
-    Optuna study of N trials over ``space`` (the ``tune`` extra). The best parameters are
+    its grid (:mod:`gru4rec.baselines.grids`; the grid's values replace given ones), GRU4Rec
+    with an Optuna study of N trials over ``space`` (the ``tune`` extra; the searched
+    parameters replace given ones, the others stay fixed). The best parameters are
     then trained on the whole of ``train``.
 
     ``on_result`` is called with each row as it is done, ``on_epoch`` with GRU4Rec's epochs.
@@ -221,12 +222,14 @@ def _tuned(spec: ModelSpec, split: tuple[Events, Events], n: int, metric: str,
     tr, va = split
     key = f"{'MRR' if metric == 'mrr' else 'Recall'}@{max(cutoffs)}"
     if spec.name == "gru4rec":
-        from gru4rec.tuning import tune
+        from gru4rec.tuning import read_space, tune
 
         assert space is not None  # checked by _check_spec
-        study = tune(tr, va, space, fixed=spec.params, n_trials=n, cutoff=max(cutoffs),
+        searched = {p.name for p in read_space(space)}  # they replace the given values
+        fixed = {k: v for k, v in spec.params.items() if k not in searched}
+        study = tune(tr, va, space, fixed=fixed, n_trials=n, cutoff=max(cutoffs),
                      metric=metric, mode=mode, device=device, seed=seed)
-        return {**spec.params, **study.best_params}
+        return {**fixed, **study.best_params}
     best: tuple[float, dict[str, Any]] = (-1.0, dict(spec.params))
     for point in grid_points(spec.name, n, seed):
         params = {**spec.params, **point}

@@ -425,8 +425,8 @@ def execute(args: argparse.Namespace) -> int:
     from gru4rec.cli.models import load_any
     from gru4rec.model import resolve_device
 
-    _check_args(args)
     name = "gru4rec" if args.load_model else _model_name(args)
+    _check_args(args)
     device = str(resolve_device(args.device)) if name == "gru4rec" else "cpu"
     threads = torch.get_num_threads()
     if args.threads > 0:

@@ -2,8 +2,9 @@
 
 ``loss=bpr-max,layers=100/100`` strings (the ``-ps`` flag), ``.py`` parameter files holding
 ``gru4rec_params = OrderedDict([...])`` (a baseline's file: ``params = ...``; the ``-pf``
-flag; parsed as literals, never executed) and ``.toml`` files. Both return a plain ``{name: value}``;
-:meth:`gru4rec.config.GRU4RecConfig.from_dict` converts and validates the values.
+flag; parsed as literals, never executed) and ``.toml`` files. Both return a plain
+``{name: value}``; :meth:`gru4rec.config.GRU4RecConfig.from_dict` converts and validates the
+values.
 """
 
 from __future__ import annotations

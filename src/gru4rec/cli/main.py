@@ -1,8 +1,9 @@
 """The ``gru4rec`` command: argument parsing, logging set-up and error-to-exit-code mapping.
 
 Subcommands live in one module each (``run``, ``compare``, ``demo``, ``preprocess``,
-``recommend``, ``serve``, ``tune``); each exposes ``add_parser(subparsers)`` and ``execute(args) -> int``
-and imports the heavy parts of the library (torch) inside ``execute`` only.
+``recommend``, ``serve``, ``tune``); each exposes ``add_parser(subparsers)`` and
+``execute(args) -> int`` and imports the heavy parts of the library (torch) inside
+``execute`` only.
 
 Exit codes: 0 success, 2 bad usage or any :class:`~gru4rec.errors.GRU4RecError` (reported as
 one ``error: ...`` line on stderr, never a traceback), 130 interrupted (Ctrl-C).

@@ -122,6 +122,10 @@ def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.nda
         raise ModelFileError(f"{path} is not a readable gru4rec model file: it is truncated, "
                              "corrupted, of another kind, or holds objects other than tensors "
                              "and plain values (which are never loaded)") from None
+    if isinstance(payload, dict) and payload.get("format") == "gru4rec-baseline":
+        raise ModelFileError(f"{path} is a baseline model file ({payload.get('model')!r}), not "
+                             "a GRU4Rec one; load it with gru4rec.baselines.Baseline.load "
+                             "(gru4rec run -l reads both)")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a gru4rec model file")
     if payload.get("format_version") != FORMAT_VERSION:

@@ -97,6 +97,6 @@ def load_any(path: str | Path, device: str | None = None) -> GRU4Rec | Baseline:
     try:
         return GRU4Rec.load(path, device=device)
     except ModelFileError as exc:
-        if "is not a gru4rec model file" not in str(exc):
+        if "is a baseline model file" not in str(exc):
             raise
     return Baseline.load(path)

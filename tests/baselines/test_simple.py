@@ -126,3 +126,11 @@ def test_parameters_given_as_text_are_converted() -> None:
 def test_an_unfitted_model_says_so() -> None:
     with pytest.raises(NotFittedError, match="fit"):
         Pop().recommend([["a"]])
+
+
+def test_a_baseline_file_given_to_gru4rec_says_what_it_is(tmp_path: Path) -> None:
+    from gru4rec.model import GRU4Rec
+
+    Pop().fit(LOG).save(tmp_path / "pop.pt")
+    with pytest.raises(ModelFileError, match="is a baseline model file \\('pop'\\)"):
+        GRU4Rec.load(tmp_path / "pop.pt")

@@ -261,7 +261,8 @@ def _model_name(args: argparse.Namespace) -> str:
     from gru4rec.cli.models import file_model
     from gru4rec.errors import ConfigError
 
-    named = file_model(args.parameter_file) if args.parameter_file is not None else None
+    pf = args.parameter_file
+    named = file_model(pf) if pf is not None and Path(pf).is_file() else None
     if args.model is not None and named is not None and named != args.model:
         raise ConfigError(f"--model {args.model} but the parameter file "
                           f"{args.parameter_file} is for {named}; drop one of them")

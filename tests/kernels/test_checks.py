@@ -1,5 +1,6 @@
 """Every kernel wrapper refuses, with a ValueError naming it and the argument, what would
-make C read or write the wrong memory: a wrong dtype, device, layout or shape."""
+make C read or write the wrong memory: a wrong dtype, device, layout or shape (for the
+session-kNN wrappers, which take numpy arrays: dtype, layout, shape or byte order)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,30 @@ def _sample_cdf() -> dict[str, Any]:
     guide = torch.searchsorted(cdf, torch.arange(N, dtype=torch.float64) / N, right=True)
     return dict(cdf=cdf, guide=guide, u=torch.rand(20, dtype=torch.float64),
                 out=torch.empty(20, dtype=torch.int64))
+
+
+def _knn_index() -> dict[str, np.ndarray]:
+    """A tiny session-kNN index: sessions {0, 1}, {2}, {0, 3} by rank; item -> ranks."""
+    return dict(session_indptr=np.array([0, 2, 3, 5]),
+                session_items=np.array([0, 1, 2, 0, 3], dtype=np.int32),
+                item_indptr=np.array([0, 2, 3, 4, 5]),
+                item_sessions=np.array([0, 2, 0, 1, 2], dtype=np.int32))
+
+
+def _knn_neighbours() -> dict[str, Any]:
+    index = _knn_index()
+    del index["session_items"]
+    return dict(**index, pair_start=np.array([0, 2, 3]), pair_item=np.array([0, 1, 3]),
+                pair_weight=np.array([0.5, 1.0, 1.0]), row_const=np.array([2.0, 1.0]),
+                similarity="vec", sample_size=2, k=1)
+
+
+def _knn_item_groups() -> dict[str, Any]:
+    index = _knn_index()
+    return dict(session_indptr=index["session_indptr"], session_items=index["session_items"],
+                src_row=np.array([0, 0, 1]), src_session=np.array([0, 2, 1]),
+                extra_row=np.array([1, 1]), extra_item=np.array([2, 3]), n_rows=2,
+                n_cols=4, c_bits=2, k_bits=3)
 
 
 # valid arguments of every wrapper (fresh for each call: the kernels write in place)
@@ -75,6 +100,11 @@ VALID: dict[str, Callable[[], dict[str, Any]]] = {
     "count_vs_target": lambda: dict(scores=torch.randn(M, N), target_scores=torch.randn(M),
                                     greater=torch.zeros(M, dtype=torch.int64),
                                     equal=torch.zeros(M, dtype=torch.int64)),
+    "knn_neighbours": _knn_neighbours,
+    "knn_item_groups": _knn_item_groups,
+    "knn_item_sums": lambda: dict(packed=np.array([0, 1, 2]), first=np.array([0, 2]),
+                                  values=np.array([1.0, 2.0]), factor=np.array([1.0, 3.0]),
+                                  c_bits=1, k_bits=1),
 }
 
 # wrong shapes where "one more along the last dim" would still be valid (or not wrong)
@@ -126,6 +156,19 @@ CASES = [(fn, arg, mutation) for fn, make in VALID.items()
          if not (mutation == "non-contiguous" and (fn, arg) in ANY_LAYOUT)]
 
 
+_NP_OTHER = {np.dtype(np.int64): np.int32, np.dtype(np.int32): np.float32,
+             np.dtype(np.float64): np.float32}
+NP_MUTATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "dtype": lambda a: a.astype(_NP_OTHER[a.dtype]),
+    "non-contiguous": lambda a: np.repeat(a, 2)[::2],
+    "shape": lambda a: a[None, :],
+    "byte order": lambda a: a.astype(a.dtype.newbyteorder()),
+}
+NP_CASES = [(fn, arg, mutation) for fn, make in VALID.items()
+            for arg, value in make().items() if isinstance(value, np.ndarray)
+            for mutation in NP_MUTATIONS]
+
+
 def test_every_wrapper_is_covered() -> None:
     public = {name for name, _ in inspect.getmembers(Kernels, callable)
               if not name.startswith("_")}
@@ -147,6 +190,16 @@ def test_a_wrong_argument_raises_value_error(k: Kernels, fn: str, arg: str,
         getattr(k, fn)(**kwargs)
     if mutation != "shape":  # a wrong size may show first in a dependent argument
         assert err.value.args[0].startswith(f"{fn}: {arg} must be "), err.value
+
+
+@pytest.mark.parametrize(("fn", "arg", "mutation"), NP_CASES,
+                         ids=[f"{fn}-{arg}-{mutation}" for fn, arg, mutation in NP_CASES])
+def test_a_wrong_array_raises_value_error(k: Kernels, fn: str, arg: str,
+                                          mutation: str) -> None:
+    kwargs = VALID[fn]()
+    kwargs[arg] = NP_MUTATIONS[mutation](kwargs[arg])
+    with pytest.raises(ValueError, match=rf"^{fn}: {arg} must be "):
+        getattr(k, fn)(**kwargs)
 
 
 def test_the_message_says_what_was_expected_and_what_was_given(k: Kernels) -> None:

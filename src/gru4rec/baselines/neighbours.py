@@ -23,9 +23,14 @@ the union is among the first M of every list that holds it. 'random' reads whole
 2**20); equal similarities go to the more recent session (the reference's order among
 equals is the order of a set, i.e. arbitrary).
 
-**Speed.** Prefixes are scored in chunks of 32, vectorised. Grouping is one SIMD
-``np.sort`` of integer keys whose bit fields (prefix | session | pair, or prefix | item |
-source) make a plain sort a stable group-by, several times faster than a stable argsort or
+**Speed.** Prefixes are scored in chunks of 32. With the compiled kernels loaded (see
+:mod:`~gru4rec.baselines.knn_kernel`; not with ``GRU4REC_NATIVE=0``), C computes, bit-equal
+to the numpy path: for 'recent' sampling and a similarity other than 'random', a chunk's
+pools, similarities and top-k in one call (a heap merge of the ascending session lists that
+stops at the M-th candidate, a quickselect of the k-th best similarity), and always the
+neighbours' item grouping and sums. Otherwise numpy, vectorised: grouping is one SIMD ``np.sort`` of
+integer keys whose bit fields (prefix | session | pair, or prefix | item | source) make a
+plain sort a stable group-by, several times faster than a stable argsort or
 ``np.unique(return_inverse=True)``; the keys are int32 where the fields fit. Every sum runs
 over one prefix's entries in a fixed order, so a prefix's scores never depend on the rest
 of the batch (only the random draws do, through the model's generator).
@@ -35,16 +40,21 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from gru4rec.baselines import knn_kernel
 from gru4rec.baselines.base import Baseline, TrainLog, check_state
+from gru4rec.baselines.knn_kernel import Neighbours
 from gru4rec.baselines.params import Param, choice, integer
 from gru4rec.baselines.sparse import SparseRows
 
-__all__ = ["KNN_PARAMS", "ItemSums", "Pool", "SessionIndex", "SessionKNN", "flatten",
-           "sample_pool", "top_k"]
+if TYPE_CHECKING:  # pragma: no cover
+    from gru4rec.kernels.wrappers import Kernels
+
+__all__ = ["KNN_PARAMS", "ItemSums", "Neighbours", "Pool", "SessionIndex", "SessionKNN",
+           "flatten", "sample_pool", "top_k"]
 
 _MAX_K = 2 ** 20  # bounds the bit fields of the sort keys
 KNN_PARAMS: dict[str, Param] = {
@@ -365,9 +375,7 @@ class ItemSums:
            n_cols: int) -> ItemSums:
         """The sums of (K,) sources in ``rows`` with (K,) ``sizes`` items each, given one
         after the other in (N,) ``cols``."""
-        c_bits, k_bits = _bits(n_cols), _bits(len(rows))
-        if _bits(n_rows) + c_bits + k_bits > _KEY_BITS:
-            raise ValueError("too many items and neighbours for one chunk")
+        c_bits, k_bits = cls.fields(n_rows, n_cols, len(rows))
         head = (rows.astype(np.int64) << (c_bits + k_bits)) | np.arange(len(rows))
         packed = np.repeat(head, sizes)
         packed |= cols.astype(np.int64) << k_bits
@@ -375,9 +383,23 @@ class ItemSums:
         first, keys = _runs(packed, k_bits)
         return cls(keys[first], packed, first, n_rows, n_cols, c_bits, k_bits)
 
-    def sum(self, values: np.ndarray, factor: np.ndarray | None = None) -> np.ndarray:
+    @staticmethod
+    def fields(n_rows: int, n_cols: int, n_sources: int) -> tuple[int, int]:
+        """The bits of the item and source fields of the keys (ValueError: too many)."""
+        c_bits, k_bits = _bits(n_cols), _bits(n_sources)
+        if _bits(n_rows) + c_bits + k_bits > _KEY_BITS:
+            raise ValueError("too many items and neighbours for one chunk")
+        return c_bits, k_bits
+
+    def sum(self, values: np.ndarray, factor: np.ndarray | None = None,
+            kernels: Kernels | None = None) -> np.ndarray:
         """(nnz,) per stored entry, the sum (in source order) of the (K,) ``values`` of the
-        sources that reach it, each times ``factor`` (n_cols,) of the item when given."""
+        sources that reach it, each times ``factor`` (n_cols,) of the item when given; in
+        C (the same sums) with float64 arrays when ``kernels`` are given."""
+        if kernels is not None and values.dtype == np.float64 and (
+                factor is None or factor.dtype == np.float64):
+            return kernels.knn_item_sums(self.packed, self.first, np.ascontiguousarray(values),
+                                         factor, self.c_bits, self.k_bits)
         if not len(self.first):
             return np.zeros(0)
         each = values[self.packed & ((1 << self.k_bits) - 1)]
@@ -461,16 +483,30 @@ class SessionKNN(Baseline):
         return sample_pool(self.index_, pair_row, pair_item, n_rows,
                            self.params["sample_size"], self.params["sampling"], self._rng)
 
-    def _neighbour_sums(self, pool: Pool, kept: np.ndarray, n_rows: int,
+    def _pool_kernels(self, similarity: str) -> Kernels | None:
+        """The compiled kernels where they compute the neighbours ('recent' sampling, not
+        'random' ``similarity``), else None."""
+        if self.params["sampling"] != "recent" or similarity == "random":
+            return None
+        return knn_kernel.native()
+
+    def _neighbour_sums(self, found: Neighbours, n_rows: int,
                         extra: tuple[np.ndarray, np.ndarray] | None = None) -> ItemSums:
-        """The item sums whose sources are the neighbours ``kept`` (K,) of ``pool`` (in that
-        order), then one source per (row, item) pair of ``extra`` (E,) (reminded items)."""
-        cols, sizes = neighbour_items(self.index_, pool.session(kept))
-        rows = pool.row[kept]
+        """The item sums whose sources are the neighbours ``found`` (K,) (in that order),
+        then one source per (row, item) pair of ``extra`` (E,) (reminded items)."""
+        n_cols, kernels = len(self.item_index_), knn_kernel.native()
+        if kernels is not None:
+            n_extra = 0 if extra is None else len(extra[0])
+            c_bits, k_bits = ItemSums.fields(n_rows, n_cols, len(found.row) + n_extra)
+            packed, first, keys = knn_kernel.item_groups(kernels, self.index_, found, extra,
+                                                         n_rows, n_cols, c_bits, k_bits)
+            return ItemSums(keys, packed, first, n_rows, n_cols, c_bits, k_bits)
+        cols, sizes = neighbour_items(self.index_, found.session)
+        rows = found.row
         if extra is not None:
             rows, cols = np.r_[rows, extra[0]], np.r_[cols, extra[1]]
             sizes = np.r_[sizes, np.ones(len(extra[0]), dtype=np.int64)]
-        return ItemSums.of(rows, sizes, cols, n_rows, len(self.item_index_))
+        return ItemSums.of(rows, sizes, cols, n_rows, n_cols)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"session_indptr": self.index_.session_indptr,

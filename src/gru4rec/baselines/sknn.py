@@ -39,7 +39,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from gru4rec.baselines import knn_kernel
 from gru4rec.baselines.base import unsupported
+from gru4rec.baselines.knn_kernel import Neighbours
 from gru4rec.baselines.neighbours import KNN_PARAMS, ItemSums, Pool, SessionKNN, flatten, top_k
 from gru4rec.baselines.params import Param, boolean, choice, number
 from gru4rec.baselines.sparse import SparseRows
@@ -78,22 +80,36 @@ class SKNN(SessionKNN):
         n_rows, n_items = len(prefixes), len(self.item_index_)
         rows, items, back = flatten(prefixes)
         pairs = np.unique(rows * n_items + items)  # P as distinct (prefix, item) pairs
-        pair_row = pairs // n_items
-        pool = self._pool(pair_row, pairs % n_items, n_rows)
-        sim = self._similarity(pool, np.bincount(pair_row, minlength=n_rows))
-        kept = top_k(pool.row, sim, self.params["k"], n_rows)
+        found = self._neighbours(pairs // n_items, pairs % n_items, n_rows)
         remind = back < _REMIND_LAST if self.params["remind"] else np.zeros(len(rows), bool)
         # reminded items are sources of value 0, so that they are stored
-        sums = self._neighbour_sums(pool, kept, n_rows, (rows[remind], items[remind]))
-        zeros = np.zeros(int(remind.sum()))
-        data = sums.sum(np.r_[sim[kept], zeros])
+        sums = self._neighbour_sums(found, n_rows, (rows[remind], items[remind]))
+        zeros, kernels = np.zeros(int(remind.sum())), knn_kernel.native()
+        data = sums.sum(np.r_[found.sim, zeros], None, kernels)
         if self.params["remind"]:
             _remind(sums, data, rows, items, back)
         if self.params["pop_boost"] > 0:
-            counts = sums.sum(np.r_[np.ones(len(kept)), zeros])
+            counts = sums.sum(np.r_[np.ones(len(found.row)), zeros], None, kernels)
             data += self.params["pop_boost"] * _per_row_share(sums.matrix(counts))
         out = sums.matrix(data)
         return out.scale_by_max() if self.params["normalize"] else out
+
+    def _neighbours(self, pair_row: np.ndarray, pair_item: np.ndarray, n_rows: int
+                    ) -> Neighbours:
+        """The neighbours of the (P,) distinct (prefix, item) pairs, sorted by prefix: in C
+        where the kernels serve (:meth:`_pool_kernels`), else with numpy (the same)."""
+        size_b = np.bincount(pair_row, minlength=n_rows)
+        kind, k = self.params["similarity"], self.params["k"]
+        kernels = self._pool_kernels(kind)
+        if kernels is not None:
+            return knn_kernel.neighbours(
+                kernels, self.index_, pair_row, pair_item, n_rows,
+                "jaccard" if kind == "tanimoto" else kind, None, size_b.astype(np.float64),
+                self.params["sample_size"], k)
+        pool = self._pool(pair_row, pair_item, n_rows)
+        sim = self._similarity(pool, size_b)
+        kept = top_k(pool.row, sim, k, n_rows)
+        return Neighbours(pool.row[kept], pool.session(kept), sim[kept], np.zeros_like(kept))
 
     def _similarity(self, pool: Pool, size_b: np.ndarray) -> np.ndarray:
         """(C,) similarity of every candidate, given (B,) |P| of every prefix."""

@@ -50,7 +50,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from gru4rec.baselines import knn_kernel
 from gru4rec.baselines.base import TrainLog, check_state, unsupported
+from gru4rec.baselines.knn_kernel import Neighbours
 from gru4rec.baselines.neighbours import KNN_PARAMS, Pool, SessionIndex, SessionKNN, flatten, top_k
 from gru4rec.baselines.params import Param, boolean, choice, integer, optional, switch_or_number
 from gru4rec.baselines.sparse import SparseRows
@@ -154,16 +156,13 @@ class VSKNN(SessionKNN):
         prefix = _Prefixes.of(prefixes, self.params["last_n_clicks"], len(self.item_index_))
         w = np.where(prefix.pos > 0, _POSITION[self.params["weighting"]](
             prefix.pos.astype(np.float64), prefix.span[prefix.row].astype(np.float64)), 0.0)
-        pool = self._pool(prefix.row, prefix.item, len(prefixes))
-        last = pool.last()  # pairs ascend by position: the latest shared item
-        sim = self._similarity(pool, last, w, prefix)
-        kept = top_k(pool.row, sim, self.params["k"], len(prefixes))
-        last = last[kept]
+        found = self._neighbours(prefix, w)
+        last = found.last
         dist = (prefix.span[prefix.row[last]] - prefix.pos[last] + 1).astype(np.float64)
-        sums = self._neighbour_sums(pool, kept, len(prefixes))
+        sums = self._neighbour_sums(found, len(prefixes))
         idf = self.params["idf_weighting"]
-        data = sums.sum(sim[kept] * _DISTANCE[self.params["weighting_score"]](dist),
-                        1.0 + idf * self.idf_ if idf else None)
+        data = sums.sum(found.sim * _DISTANCE[self.params["weighting_score"]](dist),
+                        1.0 + idf * self.idf_ if idf else None, knn_kernel.native())
         in_s = prefix.pos > 0  # P = set(S)
         at = sums.find(prefix.row[in_s], prefix.item[in_s])
         if self.params["push_reminders"]:  # s_j *= n_S(j) + 1
@@ -171,18 +170,36 @@ class VSKNN(SessionKNN):
         out = sums.matrix(data, None if self.params["remind"] else at[at >= 0])
         return out.scale_by_max() if self.params["normalize"] else out
 
-    def _similarity(self, pool: Pool, last: np.ndarray, w: np.ndarray, prefix: _Prefixes
+    def _neighbours(self, prefix: _Prefixes, w: np.ndarray) -> Neighbours:
+        """The neighbours of the prefixes, given the (P,) pair weights ``w`` (0 outside S);
+        in C where the kernels serve (:meth:`_pool_kernels`), else with numpy (the same)."""
+        n_rows, k = len(prefix.span), self.params["k"]
+        if self.params["similarity"] == "vec":  # sim = Σ w / max(|P|, 1)
+            const = np.maximum(np.bincount(prefix.row[prefix.pos > 0], minlength=n_rows),
+                               1).astype(np.float64)
+        else:  # sim = Σ w / (sqrt(Σ_P w²) sqrt|A|)
+            const = np.sqrt(np.bincount(prefix.row, w * w, minlength=n_rows))
+        kernels = self._pool_kernels(self.params["similarity"])
+        if kernels is not None:
+            return knn_kernel.neighbours(
+                kernels, self.index_, prefix.row, prefix.item, n_rows,
+                "vec" if self.params["similarity"] == "vec" else "weighted-cosine", w, const,
+                self.params["sample_size"], k)
+        pool = self._pool(prefix.row, prefix.item, n_rows)
+        last = pool.last()  # pairs ascend by position: the latest shared item
+        sim = self._similarity(pool, last, w, const)
+        kept = top_k(pool.row, sim, k, n_rows)
+        return Neighbours(pool.row[kept], pool.session(kept), sim[kept], last[kept])
+
+    def _similarity(self, pool: Pool, last: np.ndarray, w: np.ndarray, const: np.ndarray
                     ) -> np.ndarray:
         """(C,) similarity of every candidate, from the (P,) pair weights ``w`` (0 outside
-        S) and (C,) ``last`` (:meth:`Pool.last`)."""
+        S), (C,) ``last`` (:meth:`Pool.last`) and the (B,) constant of each prefix."""
         total = pool.weight(w, last)
-        n_rows = len(prefix.span)
         if self.params["similarity"] == "vec":
-            size_p = np.bincount(prefix.row[prefix.pos > 0], minlength=n_rows)
-            return np.asarray(total / np.maximum(size_p, 1).astype(np.float64)[pool.row])
-        norm = np.sqrt(np.bincount(prefix.row, w * w, minlength=n_rows))
+            return np.asarray(total / const[pool.row])
         session = pool.session(np.arange(len(pool.row)))
-        denom = norm[pool.row] * np.sqrt(self.index_.session_sizes[session].astype(np.float64))
+        denom = const[pool.row] * np.sqrt(self.index_.session_sizes[session].astype(np.float64))
         return np.where(denom > 0, total / np.where(denom > 0, denom, 1.0), 0.0)
 
 

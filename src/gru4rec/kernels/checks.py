@@ -3,16 +3,18 @@ handed to C, where a wrong dtype, device, layout or size would read or write the
 memory instead of raising.
 
 The checks run on every training step, so the passing path compares attributes only (no
-tensor op, no allocation); the message is built only on failure.
+tensor op, no allocation); the message is built only on failure. :func:`need_array` is
+the same check for the numpy arrays of the kernels that take them (the session kNN).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+import numpy as np
 import torch
 
-__all__ = ["ANY", "CONTIGUOUS", "ROWS", "fail", "need"]
+__all__ = ["ANY", "CONTIGUOUS", "ROWS", "fail", "need", "need_array"]
 
 CONTIGUOUS: Final = "contiguous"  # row-major, no gaps
 ROWS: Final = "rows"  # rows may be strided, each row's values contiguous
@@ -23,7 +25,7 @@ _LAYOUT_TEXT = {CONTIGUOUS: ("contiguous ", ""), ROWS: ("", " with unit stride a
                 ANY: ("", "")}
 
 
-def _shape_ok(got: torch.Size, want: tuple[int | None, ...]) -> bool:
+def _shape_ok(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
     if got == want:
         return True
     if len(got) != len(want):
@@ -46,6 +48,11 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
 
 
 def _describe(t: object) -> str:
+    if isinstance(t, np.ndarray):
+        layout = "contiguous" if t.flags.c_contiguous else "non-contiguous"
+        aligned = "" if t.flags.aligned else "unaligned "
+        kind = t.dtype.name if t.dtype.isnative else f"{t.dtype.str} (non-native)"
+        return f"a {aligned}{layout} {kind} array of shape {_shape_text(t.shape)}"
     if not isinstance(t, torch.Tensor):
         return "None" if t is None else f"a {type(t).__name__}"
     if t.layout != torch.strided:
@@ -86,3 +93,20 @@ def need(fn: str, arg: str, t: object, dtype: torch.dtype,
     if optional:
         what += " or None"
     raise fail(fn, arg, what, t)
+
+
+def need_array(fn: str, arg: str, a: object, dtypes: tuple[type[np.generic], ...],
+               shape: tuple[int | None, ...], dims: str = "", *, optional: bool = False
+               ) -> None:
+    """Raise ValueError unless ``a`` is an aligned, C-contiguous numpy array of one of
+    ``dtypes`` (native byte order) and of ``shape`` (None entries: any size); ``dims``
+    names the dimensions in the message. ``optional``: None passes too."""
+    if a is None and optional:
+        return
+    if (isinstance(a, np.ndarray) and a.dtype.type in dtypes and a.dtype.isnative
+            and a.flags.c_contiguous and a.flags.aligned and _shape_ok(a.shape, shape)):
+        return
+    kinds = " or ".join(np.dtype(d).name for d in dtypes)
+    what = (f"an aligned C-contiguous {kinds} array (native byte order) of shape "
+            f"{dims + ' = ' if dims else ''}{_shape_text(shape)}")
+    raise fail(fn, arg, what + (" or None" if optional else ""), a)

@@ -7,6 +7,8 @@
  * Adagrad with momentum) into single passes. Matrix products stay in PyTorch (BLAS). Two
  * more remove per-draw and per-comparison overheads: inverse-CDF sampling through a guide
  * table, and counting the scores above / equal to each target's in one pass (evaluation).
+ * The session-kNN baselines' candidate pools, neighbour choice and item sums (k_knn.c) run
+ * here too, in float64 and bit-equal to their numpy path.
  *
  * Arithmetic follows gru4rec.nn.losses / gru4rec.nn.optim operation by operation (the
  * optimiser agrees with PyTorch's to float32 rounding: PyTorch's vectorised sqrt is not
@@ -24,6 +26,7 @@
 #include "k_gru.c"      /* the GRU cell's element-wise passes, forward and backward */
 #include "k_optim.c"    /* Adagrad: dense, row-sparse, and output rows from g^T h */
 #include "k_sampling.c" /* inverse-CDF sampling, log Q, scoring rows, rank counts */
+#include "k_knn.c"      /* session kNN: recent pools, top-k neighbours, their item sums */
 
 /* ------------------------------------------------------------------------------ identity */
 

@@ -3,7 +3,8 @@
 Every tensor argument is checked (see :mod:`gru4rec.kernels.checks`) before its pointer
 crosses to C; a wrong call raises ValueError naming the function and the argument. Index
 VALUES (rows of a table, columns of a score block) are not checked: that would take a pass
-over the data on every step.
+over the data on every step. The session-kNN wrappers (:mod:`gru4rec.kernels.knn_wrappers`,
+a base class of :class:`Kernels`) take numpy arrays instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 
 from gru4rec.kernels.checks import ANY, ROWS, fail, need
+from gru4rec.kernels.knn_wrappers import KNN_SIGNATURES, KNNKernels
 
 __all__ = ["Kernels"]
 
@@ -38,6 +40,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "sample_cdf": (None, [_VOID, _I64, _VOID, _I64, _VOID, _I64, _VOID]),
     "log_q_columns": (None, [_VOID, _VOID, _I64, _I64, _VOID, _F32]),
     "count_vs_target": (None, [_VOID, _I64, _I64, _I64, _VOID, _VOID, _VOID]),
+    **KNN_SIGNATURES,
 }
 
 F32, F64, I64, I32 = torch.float32, torch.float64, torch.int64, torch.int32
@@ -66,7 +69,7 @@ def _optimiser_state(fn: str, acc: torch.Tensor, vel: torch.Tensor | None, momen
     need(fn, "vel", vel, F32, shape, "p.shape", optional=momentum <= 0)
 
 
-class Kernels:
+class Kernels(KNNKernels):
     """Checked wrappers around the compiled functions: tensors are CPU float32 (indices
     int64, slot maps int32, sampling float64), contiguous unless a method says otherwise."""
 

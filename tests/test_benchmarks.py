@@ -53,3 +53,17 @@ def test_the_retrain_benchmark_splits_days_by_session_start_and_releases_items()
     assert all(not (a & b) for i, a in enumerate(sessions) for b in sessions[i + 1:])
     seen = set(days[0].item.tolist())
     assert any(set(d.item.tolist()) - seen for d in days[1:])  # items released later
+
+
+def test_the_baselines_benchmark_caps_the_test_set_and_reports_speeds() -> None:
+    from gru4rec.data.synthetic import make_sessions, train_test_split_last
+
+    speed = _module("baselines_speed")
+    train, test = train_test_split_last(make_sessions(300, 800, seed=1), 0.2)
+    capped = speed._cap(test, 50)
+    targets = len(capped.item) - len(set(capped.session.tolist()))
+    assert 0 < targets <= 50 and set(capped.session.tolist()) < set(test.session.tolist())
+    row = speed._measure("vsknn", {"k": 20}, train, capped, runs=1)
+    assert row["n_predictions"] == targets and row["params"]["k"] == 20
+    for key in ("fit_seconds", "predictions_per_second", "recommend_sessions_per_second"):
+        assert row[key] > 0, key

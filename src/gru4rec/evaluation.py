@@ -160,6 +160,11 @@ def evaluate(model: GRU4Rec | Baseline, test: Any, *, cutoffs: Sequence[int] = (
     else:
         sessions, n_dropped = group_sessions(events, model.item_index_)
         _replay(model, sessions, batch_size, rank, acc, counted)
+    return _result(acc, n_dropped, start, mode)
+
+
+def _result(acc: MetricAccumulator, n_dropped: int, start: float, mode: str) -> EvalResult:
+    """The EvalResult of a finished evaluation (``start``: its perf_counter start)."""
     if n_dropped:
         log.warning("dropped %d test events with items unknown to the model", n_dropped)
     metrics = acc.result()
@@ -293,12 +298,7 @@ def _evaluate_baseline(model: Baseline, test: Any, cutoffs: Sequence[int], mode:
         idx = lookup(model.item_index_, target_items)
         counted[idx[idx >= 0]] = True
     _replay_prefixes(model, sessions, batch_size, mode, seed, acc, counted)
-    if n_dropped:
-        log.warning("dropped %d test events with items unknown to the model", n_dropped)
-    metrics = acc.result()
-    n = int(metrics.pop("n"))
-    return EvalResult(metrics, n, n_dropped, time.perf_counter() - start,
-                      tuple(acc.cutoffs), mode)
+    return _result(acc, n_dropped, start, mode)
 
 
 def _replay_prefixes(model: Baseline, sessions: SessionData, batch_size: int, mode: str,

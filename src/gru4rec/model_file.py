@@ -28,7 +28,8 @@ from gru4rec.nn.network import Network
 from gru4rec.nn.optim import state_shapes
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "OptimizerState", "UserStateArrays", "ids_from_file",
-           "ids_to_file", "read_model_file", "save_atomically", "write_model_file"]
+           "ids_to_file", "load_payload", "read_model_file", "save_atomically",
+           "write_model_file"]
 
 FORMAT = "gru4rec-model"
 FORMAT_VERSION = 1
@@ -113,15 +114,7 @@ def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.nda
             finiteness do not match the config).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # torch raises many types for truncated/foreign/unsafe files
-        # torch's own text would suggest weights_only=False, i.e. running the file's code
-        raise ModelFileError(f"{path} is not a readable gru4rec model file: it is truncated, "
-                             "corrupted, of another kind, or holds objects other than tensors "
-                             "and plain values (which are never loaded)") from None
+    payload = load_payload(path)
     if isinstance(payload, dict) and payload.get("format") == "gru4rec-baseline":
         raise ModelFileError(f"{path} is a baseline model file ({payload.get('model')!r}), not "
                              "a GRU4Rec one; load it with gru4rec.baselines.Baseline.load "
@@ -145,6 +138,24 @@ def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.nda
     except (KeyError, TypeError, AttributeError, ConfigError, ValueError) as exc:
         raise ModelFileError(f"{path} is damaged or was altered: {exc}") from None
     return config, ids, support, params, optimizer, users
+
+
+def load_payload(path: Path) -> Any:
+    """``torch.load`` of a model file with ``weights_only=True`` (tensors and plain values
+    only, so nothing in the file runs), on the CPU.
+
+    Raises:
+        ModelFileError: the file does not exist or cannot be loaded that way.
+    """
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many types for truncated/foreign/unsafe files
+        # torch's own text would suggest weights_only=False, i.e. running the file's code
+        raise ModelFileError(f"{path} is not a readable gru4rec model file: it is truncated, "
+                             "corrupted, of another kind, or holds objects other than tensors "
+                             "and plain values (which are never loaded)") from None
 
 
 def ids_to_file(ids: np.ndarray) -> Any:

@@ -334,16 +334,9 @@ class Baseline(ABC):
 
 def _read_payload(path: Path) -> dict[str, Any]:
     """The checked dict of a baseline file."""
-    import torch
+    from gru4rec.model_file import load_payload
 
-    if not path.is_file():
-        raise ModelFileError(f"model file {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # torch raises many types for truncated/foreign/unsafe files
-        raise ModelFileError(f"{path} is not a readable gru4rec model file: it is truncated, "
-                             "corrupted, of another kind, or holds objects other than tensors "
-                             "and plain values (which are never loaded)") from None
+    payload = load_payload(path)
     if not isinstance(payload, dict) or payload.get("format") != BASELINE_FORMAT:
         raise ModelFileError(f"{path} is not a gru4rec baseline model file")
     if payload.get("format_version") != BASELINE_FORMAT_VERSION:

@@ -137,6 +137,7 @@ def compare(train: Any, test: Any, models: Sequence[ModelSpec], *,
             seed: int = 42, device: str | None = None, tune_trials: int = 0,
             tune_metric: str = "mrr", space: str | Path | None = None,
             keys: Mapping[str, str] | None = None,
+            on_start: Callable[[ModelSpec], None] | None = None,
             on_result: Callable[[ComparisonRow], None] | None = None,
             on_epoch: Callable[[Any], None] | None = None) -> Comparison:
     """Train every model of ``models`` on ``train`` and evaluate all on ``test`` (paths,
@@ -150,7 +151,8 @@ def compare(train: Any, test: Any, models: Sequence[ModelSpec], *,
     parameters replace given ones, the others stay fixed). The best parameters are
     then trained on the whole of ``train``.
 
-    ``on_result`` is called with each row as it is done, ``on_epoch`` with GRU4Rec's epochs.
+    ``on_start`` is called with each spec before its work starts, ``on_result`` with each
+    row as it is done, ``on_epoch`` with GRU4Rec's epochs (:class:`EpochResult`).
 
     Raises:
         ConfigError: an unknown model or bad parameters (found before any training),
@@ -172,6 +174,8 @@ def compare(train: Any, test: Any, models: Sequence[ModelSpec], *,
     split = train_test_split_last(train_ev, VALID_FRACTION) if tune_trials else None
     rows = []
     for spec in models:
+        if on_start is not None:
+            on_start(spec)
         params = dict(spec.params)
         if split is not None:
             params = _tuned(spec, split, tune_trials, tune_metric, cutoffs, mode, seed,

@@ -89,6 +89,8 @@ def test_compare_with_gru4rec_and_tuning(data, capsys, tmp_path) -> None:
                           "markov", "--tune", 2, "--space", space, "--json", tmp_path / "c.json")
     assert code == 0, err
     result = json.loads((tmp_path / "c.json").read_text())
+    assert "Training gru4rec:layers=8,n_epochs=1,n_sample=8,batch_size=8 (tuning first)" in out
+    assert any(line.startswith("  Epoch1 --> loss: ") for line in out)
     gru, markov = result["models"]
     assert gru["tuned_trials"] == markov["tuned_trials"] == 2
     assert markov["params"]["pruning"] in (0, 10, 20, 50)

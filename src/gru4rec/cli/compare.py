@@ -39,8 +39,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", required=True, metavar="MODEL",
                    help=f"Models to compare: {', '.join(MODEL_NAMES)}; each as NAME, "
                         "NAME:PARAM_FILE (.py/.toml), NAME:a=1,b=2 (a parameter string), or "
-                        "a PARAM_FILE that names its model (configs/baselines/*.py). GRU4Rec "
-                        "needs parameters, e.g. gru4rec:configs/rsc15_xe_logq_shared.py.")
+                        "a PARAM_FILE that names its model (configs/baselines/*.py). A bare "
+                        "gru4rec trains the default hyperparameters; give a preset, e.g. "
+                        "gru4rec:configs/rsc15_xe_logq_shared.py.")
     p.add_argument("-m", "--measure", metavar="AT", nargs="+", type=positive_int,
                    default=[5, 10, 20], help="Cut-offs k of Recall@k and MRR@k. "
                                              "(Default: 5 10 20)")
@@ -66,9 +67,12 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("-d", "--device", metavar="DEVICE",
                    help="GRU4Rec's device: cpu, cuda or cuda:N (baselines run on the CPU).")
     p.add_argument("--seed", type=int, default=42, help="Seed of every model. (Default: 42)")
-    p.add_argument("-ik", "--item_key", default="ItemId", help="(Default: ItemId)")
-    p.add_argument("-sk", "--session_key", default="SessionId", help="(Default: SessionId)")
-    p.add_argument("-tk", "--time_key", default="Time", help="(Default: Time)")
+    p.add_argument("-ik", "--item_key", default="ItemId",
+                   help="Column holding the item ids. (Default: ItemId)")
+    p.add_argument("-sk", "--session_key", default="SessionId",
+                   help="Column holding the session ids. (Default: SessionId)")
+    p.add_argument("-tk", "--time_key", default="Time",
+                   help="Column holding the event times. (Default: Time)")
     return p
 
 
@@ -112,7 +116,11 @@ def execute(args: argparse.Namespace) -> int:
     _say(f"Comparing {len(specs)} models on {args.test} ({args.eval_type} ties)")
     result = compare(args.path, args.test, specs, cutoffs=args.measure, mode=args.eval_type,
                      seed=args.seed, device=args.device, tune_trials=args.tune or 0,
-                     tune_metric=args.tune_metric, space=args.space, on_result=done,
+                     tune_metric=args.tune_metric, space=args.space,
+                     on_start=lambda spec: _say(f"Training {spec.shown}"
+                                                + (" (tuning first)" if args.tune else "")),
+                     on_result=done,
+                     on_epoch=lambda epoch: _say(f"  {epoch.line()}"),
                      keys={"session_key": args.session_key, "item_key": args.item_key,
                            "time_key": args.time_key})
     _say("")

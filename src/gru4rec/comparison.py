@@ -125,8 +125,8 @@ class Comparison:
             ax.bar([p + shift for p in pos], [r.metrics[f"{metric}@{k}"] for r in self.rows],
                    width=0.4, label=f"{metric}@{k}")
         ax.set_xticks(pos, labels, rotation=30, ha="right")
-        ax.set_ylabel(f"{self.mode} ties")
-        ax.legend()
+        ax.set_ylabel(f"at {k}, {self.mode} ties")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # never over a bar
         fig.tight_layout()
         fig.savefig(path)
         plt.close(fig)

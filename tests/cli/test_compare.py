@@ -73,7 +73,7 @@ def test_compare_prints_a_table_and_writes_json_and_a_plot(data, capsys, tmp_pat
                             "s", "pred/s"]
     result = json.loads((tmp_path / "c.json").read_text())
     assert [m["label"] for m in result["models"]] == ["pop", "spop:top_n=5",
-                                                      "markov:markov_rsc15_100k"]
+                                                      "markov_rsc15_100k"]
     assert result["mode"] == "conservative"
     spop = make_baseline("spop", {"top_n": 5}).fit(data["train"])
     want = evaluate(spop, data["test"], cutoffs=[5, 10], mode="conservative")

@@ -7,9 +7,9 @@ with numpy, and :func:`item_groups` (with ``ItemSums.sum``) does the same for th
 grouping and the sums of the neighbours' items. The neighbours are bit-equal to the numpy
 path's: the same sessions in the same order, the same float64 operations in the same
 order. The item sums follow np.add.reduceat's order as numpy 2 sums (bit-equal there);
-that order is numpy's own, so the tests compare them up to rounding. The numpy path runs when the kernels are off
-(``GRU4REC_NATIVE=0``) or missing; the neighbours also keep it for 'random' sampling or
-similarity, whose draws come from the model's numpy generator.
+that order is numpy's own, so the tests compare them up to rounding. The numpy path runs
+when the kernels are off (``GRU4REC_NATIVE=0``) or missing; the neighbours also keep it for
+'random' sampling or similarity, whose draws come from the model's numpy generator.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def parse_spec(text: str) -> ModelSpec:
         if not Path(text).is_file():
             raise ConfigError(f"parameter file {text} does not exist")
         found = file_model(text) or "gru4rec"
-        return ModelSpec(found, parse_param_file(text), text, f"{found}:{Path(text).stem}")
+        return ModelSpec(found, parse_param_file(text), text, _label(found, text))
     if name not in MODEL_NAMES:
         raise ConfigError(f"unknown model {name!r} in {text!r}; the models are "
                           f"{', '.join(MODEL_NAMES)} (NAME, NAME:PARAM_FILE or "
@@ -80,8 +80,15 @@ def parse_spec(text: str) -> ModelSpec:
         named = file_model(rest)
         if named not in (None, name):
             raise ConfigError(f"parameter file {rest} is for {named}, not {name}")
-        return ModelSpec(name, parse_param_file(rest), rest, f"{name}:{Path(rest).stem}")
+        return ModelSpec(name, parse_param_file(rest), rest, _label(name, rest))
     return ModelSpec(name, dict(parse_param_string(rest)), None, text)
+
+
+def _label(name: str, path: str) -> str:
+    """How tables name a model from a parameter file: the file's stem when it starts with
+    the model's name (``vsknn_rsc15_100k``), else ``name:stem``."""
+    stem = Path(path).stem
+    return stem if stem.startswith(name) else f"{name}:{stem}"
 
 
 def load_any(path: str | Path, device: str | None = None) -> GRU4Rec | Baseline:

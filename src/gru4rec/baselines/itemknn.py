@@ -39,9 +39,9 @@ import numpy as np
 
 from gru4rec.baselines.base import Baseline, Scores, TrainLog, check_state
 from gru4rec.baselines.params import Param, integer, number
-from gru4rec.baselines.sparse import SparseRows, group_sum, segment_rank
+from gru4rec.baselines.sparse import SparseRows, group_sum
 
-__all__ = ["ItemKNN", "cooccurrence", "session_items", "similarity", "top_rows"]
+__all__ = ["ItemKNN", "cooccurrence", "session_items", "similarity"]
 
 # ordered item pairs made per chunk of sessions: bounds the temporaries (under ten 8-byte arrays
 # of this length, ~300 MB) however long the log; smaller chunks cost more merging
@@ -71,7 +71,7 @@ class ItemKNN(Baseline):
     def _fit(self, log: TrainLog) -> None:
         p = self.params
         sims = similarity(cooccurrence(log), log.support(), p["lmbd"], p["alpha"])
-        self.sims_ = top_rows(sims, p["n_sims"])
+        self.sims_ = sims.top_per_row(p["n_sims"])  # ties: by column
 
     def _score(self, prefixes: list[np.ndarray]) -> Scores:
         s = self.sims_
@@ -174,20 +174,3 @@ def similarity(counts: SparseRows, support: np.ndarray, lmbd: float, alpha: floa
     first, second = np.power(base, alpha), np.power(base, 1.0 - alpha)
     denom = first[counts.row_ids()] * second[counts.indices]
     return SparseRows(counts.indptr, counts.indices, counts.data / denom, counts.n_cols)
-
-
-def top_rows(sims: SparseRows, n: int) -> SparseRows:
-    """The ``n`` largest entries of every row, ties by ascending column, columns ascending.
-
-    Only the rows holding more than ``n`` entries are sorted (rows are column-ascending, so a
-    stable sort by value keeps ties in column order)."""
-    rows = sims.row_ids()
-    long_rows = sims.row_lengths > n
-    # sort only the entries of the rows that must be cut: most rows are short
-    cand = np.flatnonzero(long_rows[rows])
-    order = cand[np.lexsort((-sims.data[cand], rows[cand]))]  # lexsort is stable
-    keep = np.ones(len(rows), dtype=bool)
-    keep[order[segment_rank(rows[order]) >= n]] = False
-    indptr = np.zeros(sims.n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows[keep], minlength=sims.n_rows), out=indptr[1:])
-    return SparseRows(indptr, sims.indices[keep], sims.data[keep], sims.n_cols)

@@ -119,12 +119,7 @@ def prune(rules: SparseRows, first: np.ndarray, pruning: float) -> SparseRows:
         keep_n = np.minimum(lengths, int(pruning))
     else:
         keep_n = lengths - np.floor(lengths * pruning).astype(np.int64)
-    rows = rules.row_ids()
-    order = np.lexsort((first, -rules.data, rows))  # by row, value descending, first seen
-    keep = np.sort(order[segment_rank(rows[order]) < keep_n[rows[order]]])
-    indptr = np.zeros(rules.n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows[keep], minlength=rules.n_rows), out=indptr[1:])
-    return SparseRows(indptr, rules.indices[keep], rules.data[keep], rules.n_cols)
+    return rules.top_per_row(keep_n, tiebreak=first)
 
 
 def _reduce(keys: np.ndarray, values: np.ndarray, first: np.ndarray

@@ -84,16 +84,21 @@ class SparseRows:
         src = np.repeat(self.indptr[rows] - indptr[:-1], lengths) + np.arange(indptr[-1])
         return SparseRows(indptr, self.indices[src], self.data[src], self.n_cols)
 
-    def top_per_row(self, n: int, tiebreak: np.ndarray | None = None) -> SparseRows:
-        """Keep the ``n`` largest entries of every row: ties by ascending ``tiebreak`` (nnz,)
-        (default: by column); the kept entries come out in column order again."""
+    def top_per_row(self, n: int | np.ndarray, tiebreak: np.ndarray | None = None
+                    ) -> SparseRows:
+        """Keep the ``n`` largest entries of every row (``n``: one count, or (n_rows,) counts
+        per row); ties by ascending ``tiebreak`` (nnz,) (default: by column); the kept
+        entries come out in column order again."""
+        limit = np.broadcast_to(np.asarray(n, dtype=np.int64), (self.n_rows,))
         rows = self.row_ids()
+        # Speed: only the entries of the rows that must be cut are sorted (most rows are short)
+        cut = np.flatnonzero((self.row_lengths > limit)[rows])
         second = self.indices if tiebreak is None else tiebreak
-        order = np.lexsort((second, -self.data, rows))
-        keep = np.sort(order[segment_rank(rows[order]) < n])
-        lengths = np.bincount(rows[keep], minlength=self.n_rows)
+        order = cut[np.lexsort((second[cut], -self.data[cut], rows[cut]))]
+        keep = np.ones(len(rows), dtype=bool)
+        keep[order[segment_rank(rows[order]) >= limit[rows[order]]]] = False
         indptr = np.zeros(self.n_rows + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
+        np.cumsum(np.bincount(rows[keep], minlength=self.n_rows), out=indptr[1:])
         return SparseRows(indptr, self.indices[keep], self.data[keep], self.n_cols)
 
     def row_max(self) -> np.ndarray:

@@ -423,3 +423,34 @@ def test_user_option_errors(user_data, capsys, extra: list[str], fragment: str) 
             "-t", user_data["test"], *FAST]
     code, _, err = _run(capsys, *argv)
     assert code == 2 and fragment in err and "Traceback" not in err
+
+
+def test_json_prints_one_object_and_moves_the_lines_to_stderr(data, capsys, tmp_path) -> None:
+    import json
+
+    code, out, err = _run(capsys, "run", data["train"], "-ps", TINY, "-t", data["test"],
+                          data["test_unknown"], "-m", 5, 20, "--json", *FAST)
+    assert code == 0, err
+    assert len(out) == 1  # stdout holds the JSON object only
+    result = json.loads(out[0])
+    assert result["model"] == "gru4rec" and result["params"]["layers"] == [16]
+    assert [t["path"] for t in result["tests"]] == [str(data["test"]), str(data["test_unknown"])]
+    assert result["tests"][1]["n_dropped_events"] == 1
+    lines = [line for line in err.splitlines() if line.startswith("Recall@")]
+    assert lines[:2] == [f"Recall@{k}: {result['tests'][0]['metrics'][f'Recall@{k}']:.6f} "
+                         f"MRR@{k}: {result['tests'][0]['metrics'][f'MRR@{k}']:.6f}"
+                         for k in (5, 20)]
+    assert "Started training" in err and result["train_seconds"] > 0
+
+
+def test_json_works_for_a_baseline_and_refuses_lpm(data, capsys) -> None:
+    import json
+
+    code, out, err = _run(capsys, "run", data["train"], "--model", "pop", "-t", data["test"],
+                          "--json")
+    assert code == 0, err
+    result = json.loads(out[0])
+    assert result["model"] == "pop" and result["params"]["top_n"] == 100
+    code, _, err = _run(capsys, "run", data["train"], "-ps", TINY, "-t", data["test"],
+                        "--json", "-lpm")
+    assert code == 2 and "drop -lpm" in err

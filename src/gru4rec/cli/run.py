@@ -10,6 +10,9 @@ costs a training run.
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -166,15 +169,23 @@ def _add_evaluation_args(group: argparse._ArgumentGroup) -> None:
                        help="Test sessions evaluated in parallel. (Default: 512)")
     group.add_argument("-pm", "--primary_metric", choices=("recall", "mrr"), default="recall",
                        help="Metric reported by -lpm: recall or mrr. (Default: recall)")
+    group.add_argument("--json", action="store_true",
+                       help="Print the results as one JSON object on stdout (the model, the "
+                            "training time, every metric of every test file), for scripts; "
+                            "the usual lines then go to stderr.")
     group.add_argument("-lpm", "--log_primary_metric", action="store_true",
                        help="Finish with a 'PRIMARY METRIC: value' line: the primary metric "
                             "at the largest k on the first test file (handy for tuning "
                             "scripts).")
 
 
+_LINES = {"to": sys.stdout}  # where the original's lines go (stderr under --json)
+
+
 def _say(text: str) -> None:
-    """Print one stdout line at once (keeps its order with stderr messages)."""
-    print(text, flush=True)
+    """Print one line at once (keeps its order with stderr messages): on stdout, or on
+    stderr when --json keeps stdout for the JSON object."""
+    print(text, file=_LINES["to"], flush=True)
 
 
 def _kind(path: str) -> str:
@@ -217,6 +228,8 @@ def _check_args(args: argparse.Namespace) -> None:
                           "(-t/--test)")
     if args.log_primary_metric and not args.test:
         raise ConfigError("-lpm/--log_primary_metric needs a test file (-t/--test)")
+    if args.json and args.log_primary_metric:
+        raise ConfigError("--json already holds every metric; drop -lpm/--log_primary_metric")
     _check_paths(args)
 
 
@@ -432,6 +445,8 @@ def execute(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    _LINES["to"] = sys.stderr if args.json else sys.stdout
+    start = time.perf_counter()
     try:
         model: GRU4Rec | Baseline
         if args.load_model:
@@ -443,10 +458,32 @@ def execute(args: argparse.Namespace) -> int:
             model = _retrain(args, device)
         else:
             model = _train(args, _read_config(args), device)
+        seconds = time.perf_counter() - start
         results = [_evaluate(args, model, path) for path in args.test]
     finally:
         torch.set_num_threads(threads)  # leave the process as it was (in-process callers)
+        _LINES["to"] = sys.stdout
+    if args.json:
+        print(json.dumps(_json_result(args, model, seconds, results)), flush=True)
     if args.log_primary_metric:
         name = "Recall" if args.primary_metric == "recall" else "MRR"
         _say(f"PRIMARY METRIC: {results[0][f'{name}@{max(args.measure)}']}")
     return 0
+
+
+def _json_result(args: argparse.Namespace, model: GRU4Rec | Baseline, seconds: float,
+                 results: list[EvalResult]) -> dict[str, Any]:
+    """What --json prints: the model, the time to train (or load) it, and each test file's
+    metrics with what they were measured on."""
+    from gru4rec.baselines import Baseline
+
+    if isinstance(model, Baseline):
+        kind, params = model.name, model.get_params()
+    else:
+        kind, params = "gru4rec", model.config.to_dict()
+    return {"model": kind, "params": params, "loaded": bool(args.load_model),
+            "train_seconds": seconds,
+            "tests": [{"path": path, "metrics": r.metrics, "n_predictions": r.n_predictions,
+                       "n_dropped_events": r.n_dropped_events, "mode": r.mode,
+                       "cutoffs": list(r.cutoffs), "seconds": r.seconds}
+                      for path, r in zip(args.test, results, strict=True)]}

@@ -22,7 +22,7 @@ from gru4rec.nn.network import Network
 from gru4rec.nn.steps import check_static_shapes
 from gru4rec.retraining import check_retrain_config, grow
 from gru4rec.session_store import SessionStore
-from gru4rec.training import EpochResult, Trainer
+from gru4rec.training import EpochResult, StopTraining, Trainer
 from gru4rec.user_states import UserStates, final_states
 
 __all__ = ["GRU4Rec", "resolve_device"]
@@ -114,7 +114,9 @@ class GRU4Rec:
             on_step: Callable[[int, int], None] | None = None) -> GRU4Rec:
         """Train on a click log (path, DataFrame or Events); returns ``self``.
 
-        ``on_epoch`` is called with each epoch's :class:`EpochResult`; ``progress`` with
+        ``on_epoch`` is called with each epoch's :class:`EpochResult` (raising
+        :class:`~gru4rec.training.StopTraining` there ends the training after that epoch,
+        the model usable); ``progress`` with
         (steps done, steps in epoch) now and then during an epoch; ``on_step`` with the
         same after every training step (the model, when not retraining, then has that
         step's weights and can be evaluated; an exception it raises stops the training
@@ -276,7 +278,11 @@ class GRU4Rec:
                 path = checkpoints.write(trainer, self.history_) if checkpoints else None
                 log.info(result.line())
                 if on_epoch is not None:
-                    on_epoch(result)
+                    try:
+                        on_epoch(result)
+                    except StopTraining:
+                        log.info("training stopped after epoch %d", trainer.epoch)
+                        break
                 if stop.requested:
                     log.warning("stopped after epoch %d; checkpoint %s written (resume "
                                 "continues from it)", trainer.epoch, path)

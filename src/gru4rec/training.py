@@ -30,12 +30,17 @@ from gru4rec.nn.network import Network
 from gru4rec.nn.optim import SparseOptimizer
 from gru4rec.nn.steps import StepBatch, make_step
 
-__all__ = ["EpochResult", "Trainer"]
+__all__ = ["EpochResult", "StopTraining", "Trainer"]
 
 log = logging.getLogger(__name__)
 
 NAN_CHECK_EVERY = 500  # steps between loss finiteness checks (each check syncs the device)
 ProgressFn = Callable[[int, int], None]
+
+
+class StopTraining(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by an ``on_epoch`` callback of :meth:`gru4rec.GRU4Rec.fit` to end the training
+    after that epoch; the model is then trained as far as it got (e.g. early stopping)."""
 
 
 @dataclass(frozen=True)

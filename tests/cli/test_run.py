@@ -454,3 +454,29 @@ def test_json_works_for_a_baseline_and_refuses_lpm(data, capsys) -> None:
     code, _, err = _run(capsys, "run", data["train"], "-ps", TINY, "-t", data["test"],
                         "--json", "-lpm")
     assert code == 2 and "drop -lpm" in err
+
+
+def test_valid_prints_the_value_per_epoch_and_keeps_the_best(data, capsys, tmp_path) -> None:
+    code, out, err = _run(capsys, "run", data["train"], "-ps",
+                          "layers=16,n_epochs=4,n_sample=16,batch_size=8", "--valid",
+                          data["test"], "-pm", "mrr", "-m", 5, *FAST, "-s", tmp_path / "m.pt")
+    assert code == 0, err
+    epochs = [line for line in out if line.startswith("Epoch")]
+    assert len(epochs) == 4 and all(" | valid MRR@5: " in line for line in epochs)
+    values = [float(line.rsplit(": ", 1)[1]) for line in epochs]
+    best = next(line for line in out if line.startswith("Best epoch: "))
+    epoch = values.index(max(values)) + 1
+    assert best.startswith(f"Best epoch: {epoch} (valid MRR@5: {max(values):.6f})")
+    # the saved model is the best epoch's: measured again, the same value
+    code, out, err = _run(capsys, "run", tmp_path / "m.pt", "-l", "-t", data["test"],
+                          "-m", 5, "-d", "cpu")
+    assert out[-1].endswith(f"MRR@5: {max(values):.6f}")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-ps", TINY, "--patience", "2"], "apply to --valid"),
+    (["--model", "pop", "--valid", "x.tsv"], "--valid apply to GRU4Rec models only"),
+])
+def test_valid_options_are_checked(data, capsys, extra, message) -> None:
+    code, _, err = _run(capsys, "run", data["train"], *extra)
+    assert code == 2 and message in err

@@ -82,20 +82,33 @@ class ProgressBar:
 
 
 def fit_with_progress(model: Any, data: Any, say: Callable[[str], None],
-                      **fit_args: Any) -> float:
+                      validation: Any = None, **fit_args: Any) -> float:
     """Train ``model`` on ``data`` printing the original's epoch lines through ``say``, with
     a progress bar inside each epoch; returns the training time in seconds. ``fit_args`` go
-    to ``fit`` (e.g. ``retrain=True``)."""
+    to ``fit`` (e.g. ``retrain=True``). With a :class:`~gru4rec.validation.Validation`, each
+    epoch line ends with the validation value, and the best epoch is reported at the end
+    (its weights are the ones kept)."""
     bar = ProgressBar("Epoch1")
 
-    def on_epoch(result: Any) -> None:
+    def next_epoch(result: Any, suffix: str = "") -> None:
         bar.clear()
-        say(result.line())
+        say(result.line() + suffix)
         bar.label = f"Epoch{result.epoch + 1}"
 
     start = time.perf_counter()
     try:
-        model.fit(data, on_epoch=on_epoch, progress=bar, **fit_args)
+        if validation is None:
+            model.fit(data, on_epoch=next_epoch, progress=bar, **fit_args)
+        else:
+            from gru4rec.validation import fit_validated
+
+            history = fit_validated(
+                model, data, validation, progress=bar, **fit_args,
+                on_epoch=lambda r, v: next_epoch(r, f" | valid {validation.key}: {v:.6f}"))
+            stop = (f"; stopped after epoch {len(history.values)} (patience "
+                    f"{validation.patience})" if history.stopped_early else "")
+            say(f"Best epoch: {history.best_epoch} (valid {history.key}: "
+                f"{history.best:.6f}), its weights kept{stop}")
     finally:
         bar.clear()
     return time.perf_counter() - start

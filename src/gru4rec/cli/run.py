@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from gru4rec.data.events import Events
     from gru4rec.evaluation import EvalResult
     from gru4rec.model import GRU4Rec
+    from gru4rec.validation import Validation
 
 __all__ = ["add_parser", "execute"]
 
@@ -169,6 +170,16 @@ def _add_evaluation_args(group: argparse._ArgumentGroup) -> None:
                        help="Test sessions evaluated in parallel. (Default: 512)")
     group.add_argument("-pm", "--primary_metric", choices=("recall", "mrr"), default="recall",
                        help="Metric reported by -lpm: recall or mrr. (Default: recall)")
+    group.add_argument("--valid", metavar="VALID_PATH",
+                       help="Validation events measured after every epoch (the -pm metric at "
+                            "the largest -m, -e ties), shown on the epoch line; the best "
+                            "epoch's weights are kept. (Default: none)")
+    group.add_argument("--valid_sample", metavar="N", type=positive_int,
+                       help="With --valid: measure a fixed random subset of its whole "
+                            "sessions with at most N events. (Default: all of it)")
+    group.add_argument("--patience", metavar="P", type=positive_int,
+                       help="With --valid: stop after P epochs without improvement. "
+                            "(Default: never stop early)")
     group.add_argument("--json", action="store_true",
                        help="Print the results as one JSON object on stdout (the model, the "
                             "training time, every metric of every test file), for scripts; "
@@ -228,6 +239,12 @@ def _check_args(args: argparse.Namespace) -> None:
                           "(-t/--test)")
     if args.log_primary_metric and not args.test:
         raise ConfigError("-lpm/--log_primary_metric needs a test file (-t/--test)")
+    if (args.valid_sample is not None or args.patience is not None) and args.valid is None:
+        raise ConfigError("--valid_sample and --patience apply to --valid; give the "
+                          "validation file")
+    if args.valid is not None and (args.load_model or args.retrain is not None):
+        raise ConfigError("--valid measures a model while it trains; it cannot be used with "
+                          "-l/--load_model or --retrain")
     if args.json and args.log_primary_metric:
         raise ConfigError("--json already holds every metric; drop -lpm/--log_primary_metric")
     _check_paths(args)
@@ -261,6 +278,7 @@ _GRU4REC_ONLY = (("--retrain", "retrain"), ("--checkpoint_dir", "checkpoint_dir"
                  ("--static_shapes", "static_shapes"), ("-uk/--user_key", "user_key"),
                  ("--continue_state", "continue_state"), ("--slim", "slim"),
                  ("--test_against_items", "test_against_items"), ("-d/--device", "device"),
+                 ("--valid", "valid"),
                  ("--sample_store_on_cpu", "sample_store_on_cpu"))
 
 
@@ -361,7 +379,8 @@ def _train(args: argparse.Namespace, config: GRU4RecConfig, device: str) -> GRU4
     _say("Loading training data...")
     events = _read(args.path, args)
     _say("Started training")
-    seconds = fit_with_progress(model, events, _say, **_checkpoint_args(args))
+    seconds = fit_with_progress(model, events, _say, _validation(args),
+                                **_checkpoint_args(args))
     _say(f"Total training time: {seconds:.2f}s")
     _save(args, model)
     return model
@@ -396,6 +415,17 @@ def _retrain(args: argparse.Namespace, device: str) -> GRU4Rec:
     _say(f"Items: {model.n_items} ({model.n_items - n_before} new)")
     _save(args, model)
     return model
+
+
+def _validation(args: argparse.Namespace) -> Validation | None:
+    """--valid's per-epoch measure (the -pm metric at the largest -m, -e ties), or None."""
+    from gru4rec.validation import Validation
+
+    if args.valid is None:
+        return None
+    _say(f"Validation data: {args.valid}")
+    return Validation(args.valid, cutoff=max(args.measure), metric=args.primary_metric,
+                      mode=args.eval_type, sample=args.valid_sample, patience=args.patience)
 
 
 def _checkpoint_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CANONICAL_INT_REGEX", "Events", "is_canonical_int"]
+__all__ = ["CANONICAL_INT_REGEX", "Events", "is_canonical_int", "subsample_sessions"]
 
 _CANONICAL_INT = "0|-?[1-9][0-9]*"
 # The same rule for the regex engines of pyarrow and polars (which match the whole value).
@@ -56,3 +56,16 @@ class Events:
         """The events at ``rows`` ((N,) bool mask or integer positions), every column."""
         return Events(self.session[rows], self.item[rows], self.time[rows],
                       None if self.user is None else self.user[rows])
+
+
+def subsample_sessions(events: Events, max_events: int | None, seed: int = 0) -> Events:
+    """A fixed random subset of whole sessions of ``events`` with at most ``max_events``
+    events (all of them when ``max_events`` is None or not smaller)."""
+    if max_events is None or len(events.item) <= max_events:
+        return events
+    sessions, inverse, counts = np.unique(events.session, return_inverse=True,
+                                          return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(sessions))
+    keep = np.zeros(len(sessions), dtype=bool)
+    keep[order[np.cumsum(counts[order]) <= max_events]] = True
+    return events.select(keep[inverse.reshape(-1)])

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from gru4rec.config import GRU4RecConfig
-from gru4rec.data.events import Events
+from gru4rec.data.events import Events, subsample_sessions
 from gru4rec.data.io import read_events
 from gru4rec.errors import ConfigError, TrainingDivergedError
 from gru4rec.tuning.space import Param, read_space, space_from
@@ -116,19 +116,6 @@ class TrialProgress:
 
 class _Surplus(Exception):
     """Other workers already started the study's last trials."""
-
-
-def _subsample(events: Events, max_events: int | None, seed: int = 0) -> Events:
-    """A fixed random subset of whole sessions with at most ``max_events`` events."""
-    if max_events is None or len(events.item) <= max_events:
-        return events
-    sessions, inverse, counts = np.unique(events.session, return_inverse=True,
-                                          return_counts=True)
-    order = np.random.default_rng(seed).permutation(len(sessions))
-    keep = np.zeros(len(sessions), dtype=bool)
-    keep[order[np.cumsum(counts[order]) <= max_events]] = True
-    mask = keep[inverse]
-    return events.select(mask)
 
 
 def _make_pruner(optuna: Any, name: Any, n_epochs: int, early: Sequence[float]) -> Any:
@@ -312,7 +299,7 @@ def tune(train: Any, valid: Any, space: str | Path | Sequence[Param | Mapping[st
     valid_ev = read_events(valid, **keys)
     objective = _Objective(
         opt, base, params, read_events(train, **keys), valid_ev,
-        _subsample(valid_ev, prune_events) if pruner != "none" else None,
+        subsample_sessions(valid_ev, prune_events) if pruner != "none" else None,
         n_trials=n_trials, cutoff=cutoff, metric=metric, mode=mode, early=early,
         model_args={"device": device, "seed": seed, "sample_store_size": sample_store_size},
         on_epoch=on_epoch, progress=progress)

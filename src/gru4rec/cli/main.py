@@ -78,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     _configure_logging(args.verbose)
+    args.argv = ["gru4rec", *(sys.argv[1:] if argv is None else argv)]  # for run reports
     from gru4rec.errors import GRU4RecError
 
     try:

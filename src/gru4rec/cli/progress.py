@@ -82,12 +82,14 @@ class ProgressBar:
 
 
 def fit_with_progress(model: Any, data: Any, say: Callable[[str], None],
-                      validation: Any = None, **fit_args: Any) -> float:
+                      validation: Any = None, record: dict[str, Any] | None = None,
+                      **fit_args: Any) -> float:
     """Train ``model`` on ``data`` printing the original's epoch lines through ``say``, with
     a progress bar inside each epoch; returns the training time in seconds. ``fit_args`` go
     to ``fit`` (e.g. ``retrain=True``). With a :class:`~gru4rec.validation.Validation`, each
     epoch line ends with the validation value, and the best epoch is reported at the end
-    (its weights are the ones kept)."""
+    (its weights are the ones kept); ``record["validation"]`` then receives the
+    :class:`~gru4rec.validation.ValidationHistory`."""
     bar = ProgressBar("Epoch1")
 
     def next_epoch(result: Any, suffix: str = "") -> None:
@@ -109,6 +111,8 @@ def fit_with_progress(model: Any, data: Any, say: Callable[[str], None],
                     f"{validation.patience})" if history.stopped_early else "")
             say(f"Best epoch: {history.best_epoch} (valid {history.key}: "
                 f"{history.best:.6f}), its weights kept{stop}")
+            if record is not None:
+                record["validation"] = history
     finally:
         bar.clear()
     return time.perf_counter() - start

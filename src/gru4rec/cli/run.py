@@ -180,6 +180,10 @@ def _add_evaluation_args(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--patience", metavar="P", type=positive_int,
                        help="With --valid: stop after P epochs without improvement. "
                             "(Default: never stop early)")
+    group.add_argument("--report", metavar="DIR",
+                       help="Write a run report to DIR: metrics.json (every metric, the "
+                            "config, data statistics, per-epoch figures, times, machine, the "
+                            "model file's sha256) and plots (with the plot extra).")
     group.add_argument("--json", action="store_true",
                        help="Print the results as one JSON object on stdout (the model, the "
                             "training time, every metric of every test file), for scripts; "
@@ -245,6 +249,8 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.valid is not None and (args.load_model or args.retrain is not None):
         raise ConfigError("--valid measures a model while it trains; it cannot be used with "
                           "-l/--load_model or --retrain")
+    if args.report is not None and Path(args.report).is_file():
+        raise ConfigError(f"--report {args.report} is a file; give a folder")
     if args.json and args.log_primary_metric:
         raise ConfigError("--json already holds every metric; drop -lpm/--log_primary_metric")
     _check_paths(args)
@@ -359,8 +365,13 @@ def _read(path: str, args: argparse.Namespace) -> Events:
     from gru4rec.data.io import read_events
 
     _say(f"Loading data from {_kind(path)}: {path}")
-    return read_events(path, session_key=args.session_key, item_key=args.item_key,
-                       time_key=args.time_key, user_key=args.user_key)
+    events = read_events(path, session_key=args.session_key, item_key=args.item_key,
+                         time_key=args.time_key, user_key=args.user_key)
+    if args.report is not None:
+        from gru4rec.reports import data_stats
+
+        args.record.setdefault("data", {})[path] = data_stats(events, path)
+    return events
 
 
 def _train(args: argparse.Namespace, config: GRU4RecConfig, device: str) -> GRU4Rec:
@@ -379,7 +390,7 @@ def _train(args: argparse.Namespace, config: GRU4RecConfig, device: str) -> GRU4
     _say("Loading training data...")
     events = _read(args.path, args)
     _say("Started training")
-    seconds = fit_with_progress(model, events, _say, _validation(args),
+    seconds = fit_with_progress(model, events, _say, _validation(args), args.record,
                                 **_checkpoint_args(args))
     _say(f"Total training time: {seconds:.2f}s")
     _save(args, model)
@@ -476,6 +487,7 @@ def execute(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     _LINES["to"] = sys.stderr if args.json else sys.stdout
+    args.record = {}  # what the run report needs: data statistics, validation history
     start = time.perf_counter()
     try:
         model: GRU4Rec | Baseline
@@ -493,6 +505,8 @@ def execute(args: argparse.Namespace) -> int:
     finally:
         torch.set_num_threads(threads)  # leave the process as it was (in-process callers)
         _LINES["to"] = sys.stdout
+    if args.report is not None:
+        _write_report(args, model, seconds, results)
     if args.json:
         print(json.dumps(_json_result(args, model, seconds, results)), flush=True)
     if args.log_primary_metric:
@@ -517,3 +531,22 @@ def _json_result(args: argparse.Namespace, model: GRU4Rec | Baseline, seconds: f
                        "n_dropped_events": r.n_dropped_events, "mode": r.mode,
                        "cutoffs": list(r.cutoffs), "seconds": r.seconds}
                       for path, r in zip(args.test, results, strict=True)]}
+
+
+def _write_report(args: argparse.Namespace, model: GRU4Rec | Baseline, seconds: float,
+                  results: list[EvalResult]) -> None:
+    """--report: metrics.json and the plots of this run into args.report."""
+    from gru4rec.reports import build_report, write_report
+
+    data = args.record.get("data", {})
+    report = build_report(
+        model, dict(zip(args.test, results, strict=True)),
+        train=None if args.load_model else data.get(args.path),
+        tests={p: data[p] for p in args.test if p in data},
+        validation=args.record.get("validation"), train_seconds=seconds,
+        model_file=args.save_model, command=getattr(args, "argv", None))
+    files = write_report(args.report, report)
+    plots = len(files) - 1
+    _say(f"Report written to {args.report}: {files[0].name}"
+         + (f" and {plots} plot files" if plots else
+            ' (no plots: pip install "gru4rec[plot]" for them)'))

@@ -180,3 +180,53 @@ def write_report(folder: str | Path, report: Mapping[str, Any], *, plots: bool =
 
         written += plot_report(report, folder, PLOT_FORMATS)
     return written
+
+
+def read_report(folder: str | Path) -> dict[str, Any]:
+    """The ``metrics.json`` of a run folder (or the file itself).
+
+    Raises:
+        DataError: there is no report there, it is not JSON, or of another schema version.
+    """
+    from gru4rec.errors import DataError
+
+    path = Path(folder)
+    path = path / REPORT_FILE if path.is_dir() else path
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"no run report at {folder} (expected {REPORT_FILE}, written by "
+                        "gru4rec run --report DIR)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read the run report {path}: {exc}") from None
+    version = report.get("schema_version") if isinstance(report, dict) else None
+    if version != SCHEMA_VERSION:
+        raise DataError(f"{path} is not a run report of schema version {SCHEMA_VERSION} "
+                        f"(found {version!r})")
+    return dict(report)
+
+
+def report_table(reports: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Several runs side by side: (header, rows) with the run's name, its model, the values
+    of the parameters that every run has and that differ between them, every metric of its results (prefixed by the test
+    set's file name when the runs have several) and the training time."""
+    configs = [r["config"] for r in reports.values()]
+    shared = sorted(set.intersection(*(set(c) for c in configs))) if configs else []
+    differ = [k for k in shared if len({json.dumps(c[k]) for c in configs}) > 1]
+    names = {Path(res["name"]).name for r in reports.values() for res in r["results"]}
+    metric_cols: list[str] = []
+    for r in reports.values():
+        for res in r["results"]:
+            prefix = f"{Path(res['name']).name} " if len(names) > 1 else ""
+            metric_cols += [f"{prefix}{m}" for m in res["metrics"]
+                            if f"{prefix}{m}" not in metric_cols]
+    header = ["run", "model", *differ, *metric_cols, "train s"]
+    rows = []
+    for run, r in reports.items():
+        values: dict[str, Any] = {}
+        for res in r["results"]:
+            prefix = f"{Path(res['name']).name} " if len(names) > 1 else ""
+            values.update({f"{prefix}{m}": v for m, v in res["metrics"].items()})
+        rows.append([run, r["model"], *(r["config"].get(k) for k in differ),
+                     *(values.get(c) for c in metric_cols), r["times"]["train_seconds"]])
+    return header, rows

@@ -75,3 +75,48 @@ def test_report_refuses_a_file_before_training(data, capsys, tmp_path: Path) -> 
                           tmp_path / "file")
     assert code == 2 and "is a file; give a folder" in err
     assert "Started training" not in out
+
+
+@pytest.fixture(scope="module")
+def three_runs(data, tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("runs")
+    runs = [(folder / "small", ["-ps", "layers=8,n_epochs=1,n_sample=8,batch_size=8"]),
+            (folder / "wide", ["-ps", "layers=24,n_epochs=1,n_sample=8,batch_size=8"]),
+            (folder / "spop", ["--model", "spop"])]
+    for path, how in runs:
+        assert main([str(a) for a in ("run", data["train"], *how, "-t", data["test"],
+                                      "-m", 5, 20, "--report", path, "-ss", 20000)]) == 0
+    return [path for path, _ in runs]
+
+
+def test_report_prints_the_runs_side_by_side(three_runs, capsys) -> None:
+    code, out, err = _run(capsys, "report", *three_runs)
+    assert code == 0, err
+    header = out[0].split()
+    # layers differs between the GRU4Rec runs but the baseline has no such parameter
+    assert header[:2] == ["run", "model"] and "layers" not in header
+    assert header[2:] == ["Recall@5", "MRR@5", "Recall@20", "MRR@20", "train", "s"]
+    assert [line.split()[:2] for line in out[1:]] == [["small", "gru4rec"],
+                                                      ["wide", "gru4rec"], ["spop", "spop"]]
+    reports = [json.loads((p / "metrics.json").read_text()) for p in three_runs]
+    for line, report in zip(out[1:], reports, strict=True):
+        assert line.split()[2] == f"{report['results'][0]['metrics']['Recall@5']:.4f}"
+
+
+def test_report_formats_and_plot(three_runs, capsys, tmp_path) -> None:
+    code, out, _ = _run(capsys, "report", *three_runs[:2], "--format", "json")
+    rows = json.loads("\n".join(out))
+    assert [r["layers"] for r in rows] == [[8], [24]]  # shared and different: shown
+    code, out, _ = _run(capsys, "report", *three_runs[:2], "--format", "csv")
+    assert out[0].startswith("run,model,layers,Recall@5")
+    code, out, _ = _run(capsys, "report", *three_runs, "--format", "markdown")
+    assert out[1].startswith("| --- |") and len(out) == 5
+    pytest.importorskip("matplotlib")
+    code, out, err = _run(capsys, "report", *three_runs, "--plot", tmp_path / "cmp.png")
+    assert code == 0, err
+    assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_names_a_folder_without_a_report(capsys, tmp_path) -> None:
+    code, _, err = _run(capsys, "report", tmp_path)
+    assert code == 2 and "no run report at" in err and "Traceback" not in err

@@ -1,7 +1,7 @@
 """The ``gru4rec`` command: argument parsing, logging set-up and error-to-exit-code mapping.
 
-Subcommands live in one module each (``run``, ``compare``, ``demo``, ``preprocess``,
-``recommend``, ``serve``, ``tune``); each exposes ``add_parser(subparsers)`` and
+Subcommands live in one module each (``run``, ``compare``, ``report``, ``demo``,
+``preprocess``, ``recommend``, ``serve``, ``tune``); each exposes ``add_parser(subparsers)`` and
 ``execute(args) -> int`` and imports the heavy parts of the library (torch) inside
 ``execute`` only.
 
@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from gru4rec.cli import compare, demo, preprocess, recommend, run, serve, tune
+from gru4rec.cli import compare, demo, preprocess, recommend, report, run, serve, tune
 from gru4rec.cli.arguments import EXIT_USAGE, Parser
 
 __all__ = ["build_parser", "main"]
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (run, compare, demo, preprocess, recommend, serve, tune):
+    for module in (run, compare, report, demo, preprocess, recommend, serve, tune):
         sub = module.add_parser(subparsers)
         sub.add_argument("-v", "--verbose", action="store_true",
                          help="Show informational log messages of the library (INFO level).")

@@ -208,8 +208,9 @@ def read_report(folder: str | Path) -> dict[str, Any]:
 
 def report_table(reports: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     """Several runs side by side: (header, rows) with the run's name, its model, the values
-    of the parameters that every run has and that differ between them, every metric of its results (prefixed by the test
-    set's file name when the runs have several) and the training time."""
+    of the parameters that every run has and that differ between them, every metric of its
+    results (prefixed by the test set's file name when the runs have several) and the
+    training time."""
     configs = [r["config"] for r in reports.values()]
     shared = sorted(set.intersection(*(set(c) for c in configs))) if configs else []
     differ = [k for k in shared if len({json.dumps(c[k]) for c in configs}) > 1]

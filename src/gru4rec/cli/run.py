@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,6 +185,12 @@ def _add_evaluation_args(group: argparse._ArgumentGroup) -> None:
                        help="Write a run report to DIR: metrics.json (every metric, the "
                             "config, data statistics, per-epoch figures, times, machine, the "
                             "model file's sha256) and plots (with the plot extra).")
+    group.add_argument("--mlflow", metavar="URI", nargs="?", const="",
+                       help="Log the run to MLflow (the track extra): parameters, per-epoch "
+                            "and final metrics, the report's plots and the model file. URI: "
+                            "any tracking URI; none: a local mlruns/ folder.")
+    group.add_argument("--mlflow_experiment", metavar="NAME", default="gru4rec",
+                       help="The MLflow experiment of --mlflow. (Default: gru4rec)")
     group.add_argument("--json", action="store_true",
                        help="Print the results as one JSON object on stdout (the model, the "
                             "training time, every metric of every test file), for scripts; "
@@ -249,6 +256,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.valid is not None and (args.load_model or args.retrain is not None):
         raise ConfigError("--valid measures a model while it trains; it cannot be used with "
                           "-l/--load_model or --retrain")
+    if args.mlflow is not None:
+        from gru4rec.tracking import require_mlflow
+
+        require_mlflow()  # missing: the install line, before any training
     if args.report is not None and Path(args.report).is_file():
         raise ConfigError(f"--report {args.report} is a file; give a folder")
     if args.json and args.log_primary_metric:
@@ -367,7 +378,7 @@ def _read(path: str, args: argparse.Namespace) -> Events:
     _say(f"Loading data from {_kind(path)}: {path}")
     events = read_events(path, session_key=args.session_key, item_key=args.item_key,
                          time_key=args.time_key, user_key=args.user_key)
-    if args.report is not None:
+    if args.report is not None or args.mlflow is not None:
         from gru4rec.reports import data_stats
 
         args.record.setdefault("data", {})[path] = data_stats(events, path)
@@ -505,7 +516,7 @@ def execute(args: argparse.Namespace) -> int:
     finally:
         torch.set_num_threads(threads)  # leave the process as it was (in-process callers)
         _LINES["to"] = sys.stdout
-    if args.report is not None:
+    if args.report is not None or args.mlflow is not None:
         _write_report(args, model, seconds, results)
     if args.json:
         print(json.dumps(_json_result(args, model, seconds, results)), flush=True)
@@ -535,7 +546,8 @@ def _json_result(args: argparse.Namespace, model: GRU4Rec | Baseline, seconds: f
 
 def _write_report(args: argparse.Namespace, model: GRU4Rec | Baseline, seconds: float,
                   results: list[EvalResult]) -> None:
-    """--report: metrics.json and the plots of this run into args.report."""
+    """--report: metrics.json and the plots of this run into args.report; --mlflow: the
+    same (in a temporary folder without --report) logged to MLflow."""
     from gru4rec.reports import build_report, write_report
 
     data = args.record.get("data", {})
@@ -545,8 +557,18 @@ def _write_report(args: argparse.Namespace, model: GRU4Rec | Baseline, seconds: 
         tests={p: data[p] for p in args.test if p in data},
         validation=args.record.get("validation"), train_seconds=seconds,
         model_file=args.save_model, command=getattr(args, "argv", None))
-    files = write_report(args.report, report)
-    plots = len(files) - 1
-    _say(f"Report written to {args.report}: {files[0].name}"
-         + (f" and {plots} plot files" if plots else
-            ' (no plots: pip install "gru4rec[plot]" for them)'))
+    with tempfile.TemporaryDirectory(prefix="gru4rec-report-") as tmp:
+        folder = args.report if args.report is not None else tmp  # MLflow only: a temp one
+        files = write_report(folder, report)
+        plots = len(files) - 1
+        if args.report is not None:
+            _say(f"Report written to {args.report}: {files[0].name}"
+                 + (f" and {plots} plot files" if plots else
+                    ' (no plots: pip install "gru4rec[plot]" for them)'))
+        if args.mlflow is not None:
+            from gru4rec.tracking import DEFAULT_URI, track_run
+
+            run_id = track_run(report, files, uri=args.mlflow or None,
+                               experiment=args.mlflow_experiment)
+            _say(f"Logged to MLflow at {args.mlflow or DEFAULT_URI}: experiment "
+                 f"{args.mlflow_experiment}, run {run_id}")

@@ -58,6 +58,8 @@ ONE_BLOCK_ELEMENTS = 1 << 25
 CHUNK_ELEMENTS = 1 << 20
 # rank(h, targets): (M,) ranks of the targets for the (M, H_last) output states
 Ranker = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# progress(done, total): steps (or prefix batches) of the replay done so far
+ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ def evaluate(model: GRU4Rec | Baseline, test: Any, *, cutoffs: Sequence[int] = (
              test_against_items: int | None = None, session_key: str = "SessionId",
              item_key: str = "ItemId", time_key: str = "Time", user_key: str | None = None,
              continue_state: bool = False, seed: int = 42,
-             target_items: Collection[Any] | None = None) -> EvalResult:
+             target_items: Collection[Any] | None = None,
+             progress: Callable[[int, int], None] | None = None) -> EvalResult:
     """Evaluate ``model`` (GRU4Rec or a :mod:`baseline <gru4rec.baselines>`) on test
     sessions (path, DataFrame or Events).
 
@@ -120,6 +123,9 @@ def evaluate(model: GRU4Rec | Baseline, test: Any, *, cutoffs: Sequence[int] = (
         target_items: count only the predictions whose target is one of these item ids
             (e.g. the items a retraining added); ids the model does not know are ignored.
             The sessions still run through every event.
+        progress: called as ``progress(done, total)`` after every step of the replay
+            (GRU4Rec: a session-parallel step; a baseline: a batch of scored prefixes), the
+            last call being ``(total, total)``; e.g. to draw a progress bar.
 
     Raises:
         NotFittedError: the model is not trained, or its training diverged.
@@ -135,7 +141,7 @@ def evaluate(model: GRU4Rec | Baseline, test: Any, *, cutoffs: Sequence[int] = (
     if isinstance(model, Baseline):
         return _evaluate_baseline(model, test, cutoffs, mode, batch_size, test_against_items,
                                   (session_key, item_key, time_key), continue_state, seed,
-                                  target_items)
+                                  target_items, progress)
     start = time.perf_counter()
     acc = MetricAccumulator(cutoffs)
     if continue_state:
@@ -156,10 +162,10 @@ def evaluate(model: GRU4Rec | Baseline, test: Any, *, cutoffs: Sequence[int] = (
     rank = _ranker(model, mode, seed, test_against_items)
     if continue_state:
         sequences, starts, n_dropped = group_sequences(events, model.item_index_)
-        _replay_users(model, sequences, starts, batch_size, rank, acc, counted)
+        _replay_users(model, sequences, starts, batch_size, rank, acc, counted, progress)
     else:
         sessions, n_dropped = group_sessions(events, model.item_index_)
-        _replay(model, sessions, batch_size, rank, acc, counted)
+        _replay(model, sessions, batch_size, rank, acc, counted, progress)
     return _result(acc, n_dropped, start, mode)
 
 
@@ -183,10 +189,12 @@ def _check_options(mode: str, batch_size: int, test_against_items: int | None) -
 
 
 def _replay(model: GRU4Rec, sessions: SessionData, batch_size: int, rank: Ranker,
-            acc: MetricAccumulator, counted: torch.Tensor | None = None) -> None:
+            acc: MetricAccumulator, counted: torch.Tensor | None = None,
+            progress: ProgressFn | None = None) -> None:
     """Run the test sessions session-parallel from zero states; after every event but the
     last of a session, add the rank of its next item (``rank(h, targets)``) to ``acc``
-    (only for targets where the (n_items,) mask ``counted`` is True, when given)."""
+    (only for targets where the (n_items,) mask ``counted`` is True, when given);
+    ``progress(steps done, steps)`` after every step."""
     net = model.net_
     sched = DeviceSchedule(build_schedule(sessions, batch_size), net.device)
     with torch.inference_mode():
@@ -200,15 +208,19 @@ def _replay(model: GRU4Rec, sessions: SessionData, batch_size: int, rank: Ranker
             else:
                 keep = counted[tgt]
                 acc.update(rank(state[-1][keep], tgt[keep]))
+            if progress is not None:
+                progress(t + 1, sched.n_steps)
 
 
 def _replay_users(model: GRU4Rec, sequences: SessionData, starts: np.ndarray,
                   batch_size: int, rank: Ranker, acc: MetricAccumulator,
-                  counted: torch.Tensor | None = None) -> None:
+                  counted: torch.Tensor | None = None,
+                  progress: ProgressFn | None = None) -> None:
     """Run the test users' sequences user-parallel, each from the user's stored state (zero
     for new users); after every event add the rank of the next one to ``acc`` when it is in
     the same session (``starts`` (N,): True where an event begins a session), and, when
-    given, where the (n_items,) mask ``counted`` is True for it."""
+    given, where the (n_items,) mask ``counted`` is True for it; ``progress(steps done,
+    steps)`` after every step."""
     net, users = model.net_, model.user_states_
     assert users is not None  # checked by evaluate
     raw = build_schedule(sequences, batch_size)
@@ -235,6 +247,8 @@ def _replay_users(model: GRU4Rec, sequences: SessionData, starts: np.ndarray,
             state = net.hidden(net.input_rows(inp), state, training=False)
             keep = same[lo:hi] if counted is None else same[lo:hi] & counted[tgt]
             acc.update(rank(state[-1][keep], tgt[keep]))
+            if progress is not None:
+                progress(t + 1, sched.n_steps)
 
 
 def _ranker(model: GRU4Rec, mode: str, seed: int, test_against_items: int | None) -> Ranker:
@@ -279,7 +293,8 @@ def _ranks(out: tuple[torch.Tensor, torch.Tensor], h: torch.Tensor, tgt: torch.T
 def _evaluate_baseline(model: Baseline, test: Any, cutoffs: Sequence[int], mode: str,
                        batch_size: int, test_against_items: int | None,
                        keys: tuple[str, str, str], continue_state: bool, seed: int,
-                       target_items: Collection[Any] | None) -> EvalResult:
+                       target_items: Collection[Any] | None,
+                       progress: ProgressFn | None = None) -> EvalResult:
     """:func:`evaluate` for a baseline: the same predictions, full ranking, every tie mode."""
     name = type(model).__name__
     if test_against_items is not None:
@@ -297,15 +312,17 @@ def _evaluate_baseline(model: Baseline, test: Any, cutoffs: Sequence[int], mode:
         counted = np.zeros(model.n_items, dtype=bool)
         idx = lookup(model.item_index_, target_items)
         counted[idx[idx >= 0]] = True
-    _replay_prefixes(model, sessions, batch_size, mode, seed, acc, counted)
+    _replay_prefixes(model, sessions, batch_size, mode, seed, acc, counted, progress)
     return _result(acc, n_dropped, start, mode)
 
 
 def _replay_prefixes(model: Baseline, sessions: SessionData, batch_size: int, mode: str,
-                     seed: int, acc: MetricAccumulator, counted: np.ndarray | None) -> None:
+                     seed: int, acc: MetricAccumulator, counted: np.ndarray | None,
+                     progress: ProgressFn | None = None) -> None:
     """Score every prefix x_1..x_c (c = 1..L-1) of every session, ``batch_size`` prefixes per
     call (fewer for models with dense scores, to bound the (B, n_items) block), and add the
-    ranks of the targets x_{c+1} (where ``counted`` (n_items,) is True, when given)."""
+    ranks of the targets x_{c+1} (where ``counted`` (n_items,) is True, when given);
+    ``progress(batches done, batches)`` after every batch."""
     items, offsets = sessions.items, sessions.offsets
     # every event but a session's first is a target; its prefix starts at the session start
     targets = np.flatnonzero(np.isin(np.arange(len(items)), offsets[:-1], invert=True))
@@ -315,11 +332,14 @@ def _replay_prefixes(model: Baseline, sessions: SessionData, batch_size: int, mo
     if model.dense_scores:  # about 32 MB of float64 scores per block
         batch_size = max(1, min(batch_size, (1 << 22) // max(model.n_items, 1)))
     gen = torch.Generator().manual_seed(seed)
-    for lo in range(0, len(targets), batch_size):
+    n_batches = -(-len(targets) // batch_size)
+    for done, lo in enumerate(range(0, len(targets), batch_size), 1):
         tgt = targets[lo:lo + batch_size]
         prefixes = [items[a:b] for a, b in zip(starts[lo:lo + batch_size].tolist(),
                                                tgt.tolist(), strict=True)]
         acc.update(_prefix_ranks(model.score(prefixes), items[tgt], mode, gen))
+        if progress is not None:
+            progress(done, n_batches)
 
 
 def _prefix_ranks(scores: Scores, targets: np.ndarray, mode: str,

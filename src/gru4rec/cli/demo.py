@@ -139,11 +139,13 @@ def _train(args: argparse.Namespace, train: Events) -> GRU4Rec:
 
 
 def _compare(model: GRU4Rec, train: Events, test: Events) -> None:
+    from gru4rec.cli.progress import StepProgress
     from gru4rec.evaluation import evaluate
 
     _say()
     _say("Evaluating next-item predictions on the test sessions (conservative ties)...")
-    result = evaluate(model, test, cutoffs=CUTOFFS, mode="conservative")
+    with StepProgress("Evaluating") as bar:
+        result = evaluate(model, test, cutoffs=CUTOFFS, mode="conservative", progress=bar)
     for line in result.lines():
         _say(line)
     pop = popularity_metrics(train, test)

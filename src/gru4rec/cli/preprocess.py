@@ -2,7 +2,8 @@
 
 Writes ``train_full``, ``test``, ``train_tr`` and ``train_valid`` (``.tsv`` or ``.parquet``)
 into the output folder, all at once at the end (a failure leaves the folder as it was),
-prints one progress line per step on stderr and the statistics of each split on stdout.
+prints one progress line per step on stderr and the statistics of each split on stdout. On a
+terminal, a transient step counter (tqdm) shows the work in progress between those lines.
 """
 
 from __future__ import annotations
@@ -126,7 +127,9 @@ def _generic_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def execute(args: argparse.Namespace) -> int:
     """Run the subcommand; library errors propagate to ``main`` (exit code 2)."""
-    from gru4rec.cli.progress import ProgressBar
+    from pathlib import Path
+
+    from gru4rec.cli.progress import progress_bar
     from gru4rec.data.datasets import SPLITS, get_recipe, preprocess
     from gru4rec.data.datasets._raw import require_polars
 
@@ -135,27 +138,26 @@ def execute(args: argparse.Namespace) -> int:
         options["keep_user"] = True
     require_polars()
     recipe = get_recipe(args.dataset)
-    # On a terminal, a transient status line covers the first (long) read; on files and pipes
-    # stderr gets only the step lines (and, on failure, the single error line).
-    status = f"{recipe.name}: reading {' '.join(args.raw)} ..."
-    live = ProgressBar.enabled()
-    if live:
-        sys.stderr.write(status)
-        sys.stderr.flush()
+    # On a terminal, a transient step counter below the step lines shows what runs (first the
+    # long read of the raw files); on files and pipes stderr gets only the step lines (and, on
+    # failure, the single error line). A recipe's number of steps is not known in advance.
+    bar = progress_bar(desc=recipe.name, unit="step",
+                       bar_format="{desc}: {n_fmt} step(s) done in {elapsed}{postfix}")
+    bar.set_postfix_str(f"reading {' '.join(Path(p).name for p in args.raw)} ...")
 
     def progress(step: Any, seconds: float) -> None:
-        nonlocal live
-        wipe = "\r" + " " * len(status) + "\r" if live else ""
-        live = False
-        sys.stderr.write(f"{wipe}[{seconds:7.1f}s] {step.line()}\n")
+        bar.clear()
+        sys.stderr.write(f"[{seconds:7.1f}s] {step.line()}\n")
         sys.stderr.flush()
+        bar.set_postfix_str("working ...", refresh=False)
+        bar.update(1)
+        bar.refresh()
 
     try:
         report = preprocess(args.dataset, args.raw, args.outdir, args.fmt, on_step=progress,
                             **options)
     finally:
-        if live:
-            sys.stderr.write("\r" + " " * len(status) + "\r")
+        bar.close()
     sys.stderr.write(f"[{report.seconds:7.1f}s] wrote {len(report.files)} files\n")
     print(f"{recipe.name}: wrote {', '.join(p.name for p in report.files.values())} to "
           f"{args.outdir} in {report.seconds:.1f}s", flush=True)

@@ -1,8 +1,9 @@
-"""A one-line progress bar on stderr, drawn only when stderr is a terminal.
+"""Progress bars of the long commands (training, evaluation, preprocessing, batch
+recommendations, tuning), drawn by tqdm on stderr, and only when stderr is a terminal.
 
-No dependency: the bar is redrawn in place with a carriage return and cleared when the work
-is done, so the lines printed on stdout (epoch results) are never interleaved with it. When
-stderr is a file or a pipe (logs, CI, tests) the bar does nothing at all.
+Every bar is transient (``leave=False``): it is wiped when its work is done (or before a line
+is printed), so the lines printed on stdout (epoch results, metrics) are never interleaved
+with it. When stderr is a file or a pipe (logs, CI, tests) a bar writes nothing at all.
 """
 
 from __future__ import annotations
@@ -10,75 +11,110 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from types import TracebackType
+from typing import IO, Any, Protocol
 
-__all__ = ["ProgressBar", "fit_with_progress"]
+from tqdm import tqdm  # type: ignore[import-untyped]
 
-_WIDTH = 24  # characters of the bar itself
-
-
-def _clock(seconds: float) -> str:
-    """``75.4`` -> ``01:15``; hours are shown when needed (``1:02:03``)."""
-    seconds = max(int(seconds), 0)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+__all__ = ["Bar", "StepProgress", "fit_with_progress", "is_terminal", "progress_bar"]
 
 
-class ProgressBar:
-    """Callable ``(done, total)`` that draws ``label [####    ]  42% 420/1000 00:03<00:04``.
+class Bar(Protocol):
+    """The part of a tqdm bar the commands use."""
 
-    Args:
-        total_label: text shown before the bar (e.g. ``Epoch3``); may be changed between
-            uses through the ``label`` attribute.
+    n: float
+    total: float | None
 
-    The clock starts when the bar is created and restarts whenever a run completes
-    (``done >= total``) or :meth:`clear` is called, so one bar serves every epoch.
+    def update(self, n: float = 1) -> bool | None:
+        """Add ``n`` to the count (redrawn at most a few times a second)."""
+
+    def set_description_str(self, desc: str | None = None, refresh: bool = True) -> None:
+        """Replace the text shown before the bar."""
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        """Replace the text shown after the bar."""
+
+    def clear(self, nolock: bool = False) -> None:
+        """Wipe the bar from the screen (it is drawn again by the next update)."""
+
+    def refresh(self, nolock: bool = False, lock_args: Any = None) -> None:
+        """Draw the bar now."""
+
+    def close(self) -> None:
+        """Wipe the bar for good."""
+
+    def __enter__(self) -> Bar:
+        """The bar itself."""
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Close the bar."""
+
+
+def is_terminal(stream: IO[str] | None) -> bool:
+    """Whether ``stream`` is an interactive terminal (False for a closed, missing or
+    replaced stream without ``isatty``)."""
+    try:
+        return stream is not None and bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed file
+        return False
+
+
+def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", *,
+                 enabled: bool = True, bar_format: str | None = None) -> Bar:
+    """A transient tqdm bar on stderr, disabled (no output at all) unless ``enabled`` and
+    stderr is a terminal when the bar is made. ``total`` None: a counter without a bar.
+    Close it (or use it as a context manager) to wipe it."""
+    bar: Bar = tqdm(total=total, desc=desc or None, unit=unit, file=sys.stderr, leave=False,
+                    dynamic_ncols=True, bar_format=bar_format,
+                    disable=not (enabled and is_terminal(sys.stderr)))
+    return bar
+
+
+class StepProgress:
+    """A ``(done, total)`` callback (the ``progress`` of ``fit`` and ``evaluate``) that shows
+    a tqdm bar labelled ``label`` (an attribute: it may change between calls).
+
+    The bar opens on the first call, is wiped when ``done >= total`` or on :meth:`close`,
+    and a later call (``done`` back below the count shown, or another ``total``) opens a
+    fresh one, with its own clock, so one object serves every epoch. Usable as a context
+    manager that closes it, e.g. when the work raises. ``enabled`` False: never drawn.
     """
 
-    def __init__(self, total_label: str = "") -> None:
-        self.label = total_label
-        self._start = time.perf_counter()
-        self._drawn = 0  # length of the line currently on screen (0 = nothing drawn)
-
-    @staticmethod
-    def enabled() -> bool:
-        """Whether stderr is an interactive terminal (looked up at every call)."""
-        try:
-            return sys.stderr.isatty()
-        except (AttributeError, ValueError):  # replaced or closed stream
-            return False
+    def __init__(self, label: str = "", unit: str = "step", *, enabled: bool = True) -> None:
+        self.label = label
+        self.unit = unit
+        self.enabled = enabled
+        self._bar: Bar | None = None
+        self._shown = label  # the label of the open bar
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled():
-            return
+        """Show ``done`` of ``total``; at the end (``done >= total``) wipe the bar."""
         if total <= 0 or done >= total:
-            self.clear()
+            self.close()
             return
-        self._draw(self._text(done, total, time.perf_counter() - self._start))
+        bar = self._bar
+        if bar is None or bar.total != total or done < bar.n:
+            self.close()
+            bar = self._bar = progress_bar(total, self.label, self.unit, enabled=self.enabled)
+            self._shown = self.label
+        elif self.label != self._shown:
+            bar.set_description_str(self.label, refresh=False)
+            self._shown = self.label
+        bar.update(done - bar.n)
 
-    def _text(self, done: int, total: int, elapsed: float) -> str:
-        frac = min(max(done / total, 0.0), 1.0)
-        filled = int(frac * _WIDTH)
-        eta = elapsed / done * (total - done) if done > 0 else 0.0
-        bar = "#" * filled + " " * (_WIDTH - filled)
-        prefix = f"{self.label} " if self.label else ""
-        return (f"{prefix}[{bar}] {frac:4.0%} {done}/{total} steps "
-                f"{_clock(elapsed)} elapsed, ETA {_clock(eta)}")
+    def close(self) -> None:
+        """Wipe the bar, if one is shown."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
-    def _draw(self, text: str) -> None:
-        pad = " " * max(self._drawn - len(text), 0)  # wipe the rest of a longer old line
-        sys.stderr.write("\r" + text + pad)
-        sys.stderr.flush()
-        self._drawn = len(text)
+    def __enter__(self) -> StepProgress:
+        return self
 
-    def clear(self) -> None:
-        """Erase the bar (if drawn) and restart the timer for the next run."""
-        if self._drawn and self.enabled():
-            sys.stderr.write("\r" + " " * self._drawn + "\r")
-            sys.stderr.flush()
-        self._drawn = 0
-        self._start = time.perf_counter()
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 def fit_with_progress(model: Any, data: Any, say: Callable[[str], None],
@@ -90,15 +126,15 @@ def fit_with_progress(model: Any, data: Any, say: Callable[[str], None],
     epoch line ends with the validation value, and the best epoch is reported at the end
     (its weights are the ones kept); ``record["validation"]`` then receives the
     :class:`~gru4rec.validation.ValidationHistory`."""
-    bar = ProgressBar("Epoch1")
+    bar = StepProgress("Epoch1")
 
     def next_epoch(result: Any, suffix: str = "") -> None:
-        bar.clear()
+        bar.close()
         say(result.line() + suffix)
         bar.label = f"Epoch{result.epoch + 1}"
 
     start = time.perf_counter()
-    try:
+    with bar:
         if validation is None:
             model.fit(data, on_epoch=next_epoch, progress=bar, **fit_args)
         else:
@@ -113,6 +149,4 @@ def fit_with_progress(model: Any, data: Any, say: Callable[[str], None],
                 f"{history.best:.6f}), its weights kept{stop}")
             if record is not None:
                 record["validation"] = history
-    finally:
-        bar.clear()
     return time.perf_counter() - start

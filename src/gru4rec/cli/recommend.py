@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -207,8 +207,11 @@ def _writer(path: str | None) -> str:
 
 
 def _rows(model: GRU4Rec, args: argparse.Namespace, sessions: list[list[Any]],
-          candidates: list[str] | None) -> Iterator[tuple[int, list[Any], list[float]]]:
-    """Yield (session index, item ids, scores) per session, -inf entries left out."""
+          candidates: list[str] | None,
+          progress: Callable[[int, int], None] | None = None,
+          ) -> Iterator[tuple[int, list[Any], list[float]]]:
+    """Yield (session index, item ids, scores) per session, -inf entries left out;
+    ``progress(sessions scored, sessions)`` after every chunk is scored."""
     from gru4rec.inference import coerce_ids
 
     index = model.item_index_
@@ -217,6 +220,8 @@ def _rows(model: GRU4Rec, args: argparse.Namespace, sessions: list[list[Any]],
         chunk = [coerce_ids(index, s) for s in sessions[start:start + _CHUNK]]
         items, scores = model.recommend(chunk, k=args.k, exclude_seen=args.exclude_seen,
                                         candidates=cand)
+        if progress is not None:
+            progress(start + len(chunk), len(sessions))
         for row in range(len(chunk)):
             keep = scores[row] > float("-inf")
             yield start + row, items[row][keep].tolist(), scores[row][keep].tolist()
@@ -246,18 +251,22 @@ def execute(args: argparse.Namespace) -> int:
     """Run ``gru4rec recommend``; returns the exit code."""
     import sys
 
+    from gru4rec.cli.progress import StepProgress, is_terminal
     from gru4rec.model import GRU4Rec
 
     kind = _writer(args.output)
     model = GRU4Rec.load(args.model, device=args.device)
     candidates = _read_candidates(args.candidates) if args.candidates else None
     sids, sessions = _read_sessions(args)
-    rows = _rows(model, args, sessions, candidates)
-    if args.output is None:
-        _write(sys.stdout, kind, sids, rows)
-        return 0
-    with open(args.output, "w", encoding="utf-8") as fh:
-        _write(fh, kind, sids, rows)
+    # a file of sessions gets a bar on a terminal, unless the lists themselves go there
+    shown = args.input is not None and (args.output is not None or not is_terminal(sys.stdout))
+    with StepProgress("Recommending", unit="session", enabled=shown) as bar:
+        rows = _rows(model, args, sessions, candidates, bar)
+        if args.output is None:
+            _write(sys.stdout, kind, sids, rows)
+            return 0
+        with open(args.output, "w", encoding="utf-8") as fh:
+            _write(fh, kind, sids, rows)
     print(f"wrote recommendations for {len(sessions)} session(s) to {args.output}",
           file=sys.stderr)
     return 0

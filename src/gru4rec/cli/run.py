@@ -472,10 +472,13 @@ def _evaluate(args: argparse.Namespace, model: GRU4Rec | Baseline, path: str) ->
     _say(f"Starting evaluation (cut-off={cutoffs}, using {args.eval_type} mode for "
          "tiebreaking" + (", each user from their training state" if args.continue_state
                           else "") + ")")
-    result = evaluate(model, events, cutoffs=cutoffs, mode=args.eval_type,
-                      batch_size=args.eval_batch_size,
-                      test_against_items=args.test_against_items, seed=args.seed,
-                      continue_state=args.continue_state)
+    from gru4rec.cli.progress import StepProgress
+
+    with StepProgress("Evaluating") as bar:  # tqdm on a terminal's stderr, wiped when done
+        result = evaluate(model, events, cutoffs=cutoffs, mode=args.eval_type,
+                          batch_size=args.eval_batch_size,
+                          test_against_items=args.test_against_items, seed=args.seed,
+                          continue_state=args.continue_state, progress=bar)
     if result.n_dropped_events:
         _say(f"Dropped {result.n_dropped_events} test events with items not seen in training")
     _say(f"Evaluation took {result.seconds:.2f}s")

@@ -160,15 +160,16 @@ def execute(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     printer = _Printer(args)
-    study = tune(args.path, args.test, space, fixed=fixed, n_trials=args.ntrials,
-                 storage=storage, study_name=name, cutoff=args.measure,
-                 metric=args.primary_metric, mode=args.eval_type, pruner=args.pruner,
-                 prune_events=args.prune_events, prune_early=args.prune_early,
-                 device=args.device, seed=args.seed,
-                 sampler_seed=args.sampler_seed, sample_store_size=args.sample_store_size,
-                 session_key=args.session_key, item_key=args.item_key,
-                 time_key=args.time_key, on_trial=printer.trial, on_epoch=printer.epoch,
-                 progress=printer.progress)
+    with printer.bar:  # wiped even when the study stops with an error
+        study = tune(args.path, args.test, space, fixed=fixed, n_trials=args.ntrials,
+                     storage=storage, study_name=name, cutoff=args.measure,
+                     metric=args.primary_metric, mode=args.eval_type, pruner=args.pruner,
+                     prune_events=args.prune_events, prune_early=args.prune_early,
+                     device=args.device, seed=args.seed,
+                     sampler_seed=args.sampler_seed, sample_store_size=args.sample_store_size,
+                     session_key=args.session_key, item_key=args.item_key,
+                     time_key=args.time_key, on_trial=printer.trial, on_epoch=printer.epoch,
+                     progress=printer.progress)
     _write_trials(study, out)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not complete:
@@ -189,14 +190,15 @@ def execute(args: argparse.Namespace) -> int:
 
 
 class _Printer:
-    """The live lines: a progress bar while a trial trains (on a terminal), then one line per
-    epoch and one per trial, each with the trial count and the study's best value so far."""
+    """The live lines: a progress bar while a trial trains (tqdm, on a terminal), then one
+    line per epoch and one per trial, each with the trial count and the study's best value
+    so far."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from gru4rec.cli.progress import ProgressBar
+        from gru4rec.cli.progress import StepProgress
 
         self.n, self.metric = args.ntrials, f"{args.primary_metric}@{args.measure}"
-        self.bar = ProgressBar()
+        self.bar = StepProgress()
         self.told = False  # whether the pruning sample was described
         early = [f"{f:g}" for f in args.prune_early]
         at = " and ".join([", ".join(early[:-1]), early[-1]] if len(early) > 1 else early)
@@ -211,12 +213,15 @@ class _Printer:
             f"best {best[0]:.6f} (trial {best[1]})"
 
     def progress(self, p: TrialProgress) -> None:
+        """Draw the running trial's bar: where the study is, its best, the epoch's steps."""
         self.bar.label = f"{self._where(p.finished, p.number, p.epoch, p.n_epochs)} | " \
-                         f"{self._best(p.best)} |"
+                         f"{self._best(p.best)}"
         self.bar(p.done, p.steps)
 
     def epoch(self, e: EpochDone) -> None:
-        self.bar.clear()
+        """Wipe the bar and print the epoch's line (the first one also tells how the pruner
+        measures)."""
+        self.bar.close()
         if e.value is not None and not self.told:
             self.told = True
             _say(f"the pruner compares {self.metric} {self.when} on " + (
@@ -229,7 +234,8 @@ class _Printer:
              f"{self._best(e.best)}")
 
     def trial(self, done: TrialDone) -> None:
-        self.bar.clear()
+        """Wipe the bar and print the finished trial's line."""
+        self.bar.close()
         what = {"COMPLETE": f"{self.metric} = {done.value:.6f}" if done.value is not None
                 else "complete",
                 "PRUNED": f"pruned after {done.epochs:g} epoch"
@@ -324,7 +330,7 @@ def _plot(vis: Any, vis_mpl: Any, plt: Any, study: Any, name: str, out: Path) ->
 
 def _final_run(args: argparse.Namespace, config: Any) -> None:
     """Train the best parameters on PATH and measure them on TEST_PATH at -fm."""
-    from gru4rec.cli.progress import fit_with_progress
+    from gru4rec.cli.progress import StepProgress, fit_with_progress
     from gru4rec.data.io import read_events
     from gru4rec.evaluation import evaluate
     from gru4rec.model import GRU4Rec
@@ -335,7 +341,8 @@ def _final_run(args: argparse.Namespace, config: Any) -> None:
     model = GRU4Rec(config, device=args.device, seed=args.seed,
                     sample_store_size=args.sample_store_size)
     fit_with_progress(model, read_events(args.path, **keys), _say)
-    res = evaluate(model, read_events(args.test, **keys), cutoffs=args.final_measure or [20],
-                   mode=args.eval_type)
+    with StepProgress("Evaluating") as bar:
+        res = evaluate(model, read_events(args.test, **keys),
+                       cutoffs=args.final_measure or [20], mode=args.eval_type, progress=bar)
     for line in res.lines():
         _say(line)

@@ -16,6 +16,7 @@ import torch
 
 from gru4rec import GRU4Rec, ModelFileError, evaluate
 from gru4rec.data.events import Events
+from gru4rec.model_file import payload_digest
 
 # ----------------------------------------------------------------------------- round trips
 
@@ -85,9 +86,13 @@ def test_save_load_keeps_the_exact_config(successor_train: Events, tmp_path: Pat
 # ----------------------------------------------------------------------------- bad files
 
 
-def tamper(path: Path, change: Callable[[dict], None]) -> None:
+def tamper(path: Path, change: Callable[[dict], None], restamp: bool = True) -> None:
+    """Change the saved payload; ``restamp``: recompute its checksum, as someone rewriting
+    the file could, so that the structural checks behind the checksum are reached."""
     payload = torch.load(path, weights_only=True)
     change(payload)
+    if restamp:
+        payload["checksum"] = payload_digest(payload)
     torch.save(payload, path)
 
 
@@ -111,7 +116,7 @@ def _set_param(name: str, value: torch.Tensor) -> Callable[[dict], None]:
 
 TAMPERS = {
     "shape": (_set_param("Wyb", torch.zeros(3, 3)), "should have shape"),
-    "format_version": (_set("format_version", 99), "format version 99"),
+    "format_version": (_set("format_version", 99), "format version 99, newer than this"),
     "format": (_set("format", "something-else"), "not a gru4rec model file"),
     "nan_param": (_set_param("Wh0", torch.full((32, 32), float("nan"))), "finite"),
     "missing_param": (lambda p: p["params"].pop("Wh0"), "do not match"),
@@ -129,6 +134,48 @@ def test_tampered_model_file(fitted: GRU4Rec, tmp_path: Path, case: str) -> None
     tamper(path, change)
     with pytest.raises(ModelFileError, match=message):
         GRU4Rec.load(path)
+
+
+ALTER = {  # the smallest changes: one value, same shape and type
+    "a weight": lambda p: p["params"]["Wyb"][0].add_(1e-6),
+    "an item id": lambda p: p["item_ids"].__setitem__(0, p["item_ids"][0] + 1),
+    "a setting": lambda p: p["config"].__setitem__("learning_rate",
+                                                   p["config"]["learning_rate"] * 1.5),
+}
+
+
+@pytest.mark.parametrize("what", list(ALTER))
+def test_a_changed_value_breaks_the_checksum(fitted: GRU4Rec, tmp_path: Path,
+                                             what: str) -> None:
+    path = tmp_path / "model.pt"
+    fitted.save(path)
+    tamper(path, ALTER[what], restamp=False)
+    with pytest.raises(ModelFileError, match="its checksum does not match its contents"):
+        GRU4Rec.load(path)
+
+
+def test_a_flipped_byte_is_never_loaded(fitted: GRU4Rec, tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    fitted.save(path)
+    data = bytearray(path.read_bytes())
+    for at in range(len(data) // 4, len(data) * 3 // 4, len(data) // 16):
+        flipped = bytearray(data)
+        flipped[at] ^= 0x10
+        path.write_bytes(flipped)
+        with pytest.raises(ModelFileError):
+            GRU4Rec.load(path)
+
+
+def test_a_version_1_file_without_checksum_loads_with_a_warning(
+        fitted: GRU4Rec, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "model.pt"
+    fitted.save(path)
+    tamper(path, lambda p: (p.pop("checksum"), p.__setitem__("format_version", 1)),
+           restamp=False)
+    with caplog.at_level("WARNING", logger="gru4rec"):
+        loaded = GRU4Rec.load(path)
+    assert "without a checksum" in caplog.text
+    assert torch.equal(loaded.net_.params["Wyb"], fitted.net_.params["Wyb"].cpu())
 
 
 def test_missing_model_file(tmp_path: Path) -> None:

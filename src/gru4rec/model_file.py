@@ -10,10 +10,24 @@ of earlier releases, which read as before) and, for a sequence-aware model
 of the layer sizes) float32: each user's state at the end of the training data). It loads with
 ``torch.load(path, weights_only=True)``, so reading a file never runs code from it. Files
 are written to a temporary name and renamed into place.
+
+**Integrity.** Since format version 2 a file carries ``checksum``: the SHA-256 of everything
+else in it (:func:`payload_digest`: every tensor's dtype, shape and bytes, every plain value,
+in a fixed order). Loading recomputes it, so a changed weight, id or setting, or a flipped
+byte anywhere, is reported as damage or tampering instead of being loaded. (It detects
+accidents and casual edits; someone who rewrites the file can rewrite the checksum too, so
+a file from an untrusted source is still untrusted.)
+
+**Compatibility policy.** A release reads its own format version and every earlier one;
+files are always written in the newest. Version 1 files (no checksum) load with a warning
+that their integrity cannot be checked; saving them again upgrades them. A file of a newer
+version than this release knows is refused with the advice to upgrade gru4rec.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -27,12 +41,14 @@ from gru4rec.errors import ConfigError, ModelFileError
 from gru4rec.nn.network import Network
 from gru4rec.nn.optim import state_shapes
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "OptimizerState", "UserStateArrays", "ids_from_file",
-           "ids_to_file", "load_payload", "read_model_file", "save_atomically",
-           "write_model_file"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "OptimizerState", "UserStateArrays", "check_integrity",
+           "ids_from_file", "ids_to_file", "load_payload", "payload_digest", "read_model_file",
+           "save_atomically", "write_model_file"]
+
+log = logging.getLogger(__name__)
 
 FORMAT = "gru4rec-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: with the checksum; 1 (no checksum) is still read
 
 
 OptimizerState = dict[str, dict[str, torch.Tensor]]
@@ -74,6 +90,7 @@ def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarr
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ModelFileError(f"cannot save the model to {path}: folder {folder} does not exist")
+    payload["checksum"] = payload_digest(payload)
     save_atomically(payload, path)
 
 
@@ -121,10 +138,7 @@ def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.nda
                              "(gru4rec run -l reads both)")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a gru4rec model file")
-    if payload.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(f"{path} has model format version "
-                             f"{payload.get('format_version')!r}; this gru4rec reads version "
-                             f"{FORMAT_VERSION}")
+    check_integrity(payload, path, FORMAT_VERSION)
     try:
         config = GRU4RecConfig.from_dict(payload["config"])
         ids = ids_from_file(payload["item_ids"], "item_ids")
@@ -138,6 +152,55 @@ def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.nda
     except (KeyError, TypeError, AttributeError, ConfigError, ValueError) as exc:
         raise ModelFileError(f"{path} is damaged or was altered: {exc}") from None
     return config, ids, support, params, optimizer, users
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a file's payload without its ``checksum``: tensors by dtype, shape
+    and bytes, plain values by their repr, dict keys in sorted order."""
+    digest = hashlib.sha256()
+    _feed(digest, {k: v for k, v in payload.items() if k != "checksum"})
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        digest.update(t.numpy().reshape(-1).view(np.uint8))  # the bytes, without a copy
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=str):
+            _feed(digest, str(key))
+            _feed(digest, value[key])
+    elif isinstance(value, list | tuple):
+        digest.update(f"L{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"V{type(value).__name__}:{value!r};".encode())
+
+
+def check_integrity(payload: dict[str, Any], path: Path, newest: int) -> None:
+    """Check a loaded payload's format version (1..``newest``) and, from version 2, its
+    checksum (see the module docstring).
+
+    Raises:
+        ModelFileError: a newer or unknown version, or a checksum that is missing or does
+            not match the contents.
+    """
+    version = payload.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version:
+        raise ModelFileError(f"{path} has an unknown format version {version!r}")
+    if version > newest:
+        raise ModelFileError(f"{path} has format version {version}, newer than this gru4rec "
+                             f"reads (up to {newest}); upgrade gru4rec to load it")
+    if version == 1:
+        log.warning("%s is a format version 1 file without a checksum: its integrity cannot "
+                    "be checked (saving it again adds one)", path)
+        return
+    if payload.get("checksum") != payload_digest(payload):
+        raise ModelFileError(f"{path} is damaged or was altered: its checksum does not match "
+                             "its contents")
 
 
 def load_payload(path: Path) -> Any:

@@ -142,3 +142,14 @@ def test_a_baseline_file_given_to_gru4rec_says_what_it_is(tmp_path: Path) -> Non
     Pop().fit(LOG).save(tmp_path / "pop.pt")
     with pytest.raises(ModelFileError, match="is a baseline model file \\('pop'\\)"):
         GRU4Rec.load(tmp_path / "pop.pt")
+
+
+def test_a_baseline_file_carries_a_checksum_of_its_contents(tmp_path: Path) -> None:
+    import torch
+
+    Pop().fit(LOG).save(tmp_path / "pop.pt")
+    payload = torch.load(tmp_path / "pop.pt", weights_only=True)
+    payload["state"]["pop"][0] += 0.5  # one score changed, nothing else
+    torch.save(payload, tmp_path / "pop.pt")
+    with pytest.raises(ModelFileError, match="checksum does not match"):
+        Baseline.load(tmp_path / "pop.pt")

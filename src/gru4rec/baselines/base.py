@@ -38,7 +38,7 @@ __all__ = ["BASELINE_FORMAT", "Baseline", "Scores", "TrainLog", "build_log"]
 log = logging.getLogger(__name__)
 
 BASELINE_FORMAT = "gru4rec-baseline"
-BASELINE_FORMAT_VERSION = 1
+BASELINE_FORMAT_VERSION = 2  # 2: with the checksum (gru4rec.model_file's policy)
 Scores = np.ndarray | SparseRows  # (B, n_items): dense, or sparse with 0 where not stored
 # prefixes scored per call by recommend (bounds the dense (B, n_items) block)
 _RECOMMEND_BATCH = 256
@@ -275,7 +275,7 @@ class Baseline(ABC):
         import torch
 
         from gru4rec import __version__
-        from gru4rec.model_file import ids_to_file, save_atomically
+        from gru4rec.model_file import ids_to_file, payload_digest, save_atomically
 
         self.check_fitted()
         path = Path(path)
@@ -291,6 +291,7 @@ class Baseline(ABC):
             "state": {n: torch.from_numpy(np.ascontiguousarray(a))
                       for n, a in self._state().items()},
         }
+        payload["checksum"] = payload_digest(payload)
         save_atomically(payload, path)
 
     @classmethod
@@ -334,15 +335,12 @@ class Baseline(ABC):
 
 def _read_payload(path: Path) -> dict[str, Any]:
     """The checked dict of a baseline file."""
-    from gru4rec.model_file import load_payload
+    from gru4rec.model_file import check_integrity, load_payload
 
     payload = load_payload(path)
     if not isinstance(payload, dict) or payload.get("format") != BASELINE_FORMAT:
         raise ModelFileError(f"{path} is not a gru4rec baseline model file")
-    if payload.get("format_version") != BASELINE_FORMAT_VERSION:
-        raise ModelFileError(f"{path} has baseline format version "
-                             f"{payload.get('format_version')!r}; this gru4rec reads version "
-                             f"{BASELINE_FORMAT_VERSION}")
+    check_integrity(payload, path, BASELINE_FORMAT_VERSION)
     return payload
 
 

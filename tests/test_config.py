@@ -333,3 +333,9 @@ def test_canonical_spelling(spec: str, final: bool, want: str) -> None:
 def test_bad_activation_names_the_valid_forms(spec: str, final: bool) -> None:
     with pytest.raises(ValueError, match="unknown activation .*; use one of .*elu-X"):
         canonical_activation(spec, final=final)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", float("nan"), float("inf")])
+def test_a_non_finite_number_is_refused(value: object) -> None:
+    with pytest.raises(ConfigError, match="expected a finite number"):
+        GRU4RecConfig.from_dict({"elu_param": value})

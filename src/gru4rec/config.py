@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -406,11 +407,16 @@ def _to_int(raw: Any) -> int:
 def _to_float(raw: Any) -> float:
     if isinstance(raw, bool):
         raise TypeError("expected a number, got a boolean")
+    value: float | None = None
     if isinstance(raw, int | float):
-        return float(raw)
-    if isinstance(raw, str):
+        value = float(raw)
+    elif isinstance(raw, str):
         try:
-            return float(raw.strip())
+            value = float(raw.strip())
         except ValueError:
             pass
-    raise TypeError("expected a number")
+    if value is None:
+        raise TypeError("expected a number")
+    if not math.isfinite(value):  # nan / inf would train nonsense or diverge silently
+        raise TypeError(f"expected a finite number, got {raw!r}")
+    return value

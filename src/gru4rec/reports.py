@@ -186,11 +186,15 @@ def read_report(folder: str | Path) -> dict[str, Any]:
     """The ``metrics.json`` of a run folder (or the file itself).
 
     Raises:
-        DataError: there is no report there, it is not JSON, or of another schema version.
+        DataError: the folder does not exist or holds no report, the report is not JSON,
+            or it is of another schema version.
     """
     from gru4rec.errors import DataError
 
     path = Path(folder)
+    if not path.exists():
+        raise DataError(f"run folder {folder} does not exist; give a folder written by "
+                        "gru4rec run --report DIR")
     path = path / REPORT_FILE if path.is_dir() else path
     try:
         report = json.loads(path.read_text(encoding="utf-8"))

@@ -120,3 +120,8 @@ def test_report_formats_and_plot(three_runs, capsys, tmp_path) -> None:
 def test_report_names_a_folder_without_a_report(capsys, tmp_path) -> None:
     code, _, err = _run(capsys, "report", tmp_path)
     assert code == 2 and "no run report at" in err and "Traceback" not in err
+
+
+def test_report_names_a_folder_that_does_not_exist(capsys, tmp_path) -> None:
+    code, _, err = _run(capsys, "report", tmp_path / "nope")
+    assert code == 2 and "does not exist" in err and "Traceback" not in err

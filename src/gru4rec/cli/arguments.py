@@ -7,8 +7,8 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn, TypeAlias
 
-__all__ = ["EXIT_USAGE", "Parser", "Subparsers", "add_model_argument", "at_least",
-           "positive_int"]
+__all__ = ["EXIT_USAGE", "Parser", "Subparsers", "add_column_arguments", "add_model_argument",
+           "at_least", "positive_int"]
 
 EXIT_USAGE = 2
 
@@ -30,6 +30,16 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     """The positional MODEL argument of the commands that use a saved model."""
     parser.add_argument("model", metavar="MODEL",
                         help="A model file saved with 'gru4rec run -s'.")
+
+
+def add_column_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The -ik/-sk/-tk options naming the item, session and time columns of event files."""
+    parser.add_argument("-ik", "--item_key", default="ItemId",
+                        help="Column holding the item ids. (Default: ItemId)")
+    parser.add_argument("-sk", "--session_key", default="SessionId",
+                        help="Column holding the session ids. (Default: SessionId)")
+    parser.add_argument("-tk", "--time_key", default="Time",
+                        help="Column holding the event times. (Default: Time)")
 
 
 def at_least(minimum: int) -> Callable[[str], int]:

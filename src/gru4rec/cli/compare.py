@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from gru4rec.cli.arguments import Subparsers, positive_int
+from gru4rec.cli.arguments import Subparsers, add_column_arguments, positive_int
 from gru4rec.cli.models import MODEL_NAMES
 from gru4rec.cli.run import EVAL_TYPES
 
@@ -67,12 +67,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("-d", "--device", metavar="DEVICE",
                    help="GRU4Rec's device: cpu, cuda or cuda:N (baselines run on the CPU).")
     p.add_argument("--seed", type=int, default=42, help="Seed of every model. (Default: 42)")
-    p.add_argument("-ik", "--item_key", default="ItemId",
-                   help="Column holding the item ids. (Default: ItemId)")
-    p.add_argument("-sk", "--session_key", default="SessionId",
-                   help="Column holding the session ids. (Default: SessionId)")
-    p.add_argument("-tk", "--time_key", default="Time",
-                   help="Column holding the event times. (Default: Time)")
+    add_column_arguments(p)
     return p
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gru4rec.cli.arguments import Subparsers, positive_int
+from gru4rec.cli.arguments import Subparsers, add_column_arguments, positive_int
 from gru4rec.cli.models import MODEL_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,12 +91,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     _add_training_args(p.add_argument_group("training"))
     _add_evaluation_args(p.add_argument_group("evaluation"))
     data = p.add_argument_group("data columns")
-    data.add_argument("-ik", "--item_key", default="ItemId",
-                      help="Column holding the item ids. (Default: ItemId)")
-    data.add_argument("-sk", "--session_key", default="SessionId",
-                      help="Column holding the session ids. (Default: SessionId)")
-    data.add_argument("-tk", "--time_key", default="Time",
-                      help="Column holding the event times. (Default: Time)")
+    add_column_arguments(data)
     data.add_argument("-uk", "--user_key", metavar="UK",
                       help="Column holding the user ids, for sequence-aware training "
                            "(-ps session_boundary=carry) and --continue_state. (Default: no "

@@ -35,7 +35,7 @@ import torch
 from gru4rec.backend import select_backend
 from gru4rec.data.events import is_canonical_int
 from gru4rec.data.sessions import ItemIndex
-from gru4rec.errors import ConfigError, DataError
+from gru4rec.errors import ConfigError, DataError, StoreUnavailableError
 from gru4rec.nn.network import Network
 from gru4rec.session_store import MemoryStore, SessionState, SessionStore
 from gru4rec.user_states import UserStates
@@ -46,6 +46,7 @@ __all__ = ["ItemFilter", "Recommendations", "SessionInfo", "SessionTracker", "co
 log = logging.getLogger(__name__)
 _NO_ITEMS = np.zeros(0, dtype=np.int64)
 _MAX_ID_CHARS = 256  # longer unknown ids are not kept in a session (bounded state size)
+_MAX_TRIES = 50  # compare-and-set rounds of one batch before the store counts as unavailable
 
 
 @dataclass(frozen=True)
@@ -293,15 +294,16 @@ class SessionTracker:
         self._user_rows = None if user_states is None else \
             user_states.states.detach().to("cpu", torch.float32).numpy()
 
-    def _fresh(self, user: Any = None) -> SessionState:
-        """A new session's state: zeros, or the training state of ``user`` when known."""
+    def _fresh(self, user: Any = None, version: int | None = None) -> SessionState:
+        """A new session's state: zeros, or the training state of ``user`` when known
+        (``version``: see :class:`SessionState`)."""
         hidden = np.zeros(sum(self._splits), dtype=np.float32)
         if user is not None and self.user_states is not None and self._user_rows is not None:
             row = int(self.user_states.rows(np.array([user]))[0])
             if row >= 0:
                 hidden = self._user_rows[row].copy()
         return SessionState(hidden, np.zeros(0, dtype=self.index.ids.dtype), 0, time.time(),
-                            self.model_tag)
+                            self.model_tag, version)
 
     @torch.inference_mode()
     def step(self, session_ids: Sequence[Any], item_ids: Sequence[Any], k: int = 20, *,
@@ -324,8 +326,9 @@ class SessionTracker:
             DataError: ``session_ids`` and ``item_ids`` differ in length, or ``exclude`` /
                 ``candidates`` is not a collection of item ids.
             ConfigError: ``k`` is not a positive integer.
-            StoreUnavailableError: the store cannot be reached (e.g. Redis is down); no
-                session has been advanced then.
+            StoreUnavailableError: the store cannot be reached (e.g. Redis is down), or other
+                writers kept changing a session of the batch (50 compare-and-set rounds in a
+                row); the sessions not written then have not advanced.
         """
         sids = [str(s) for s in session_ids]
         if len(sids) != len(item_ids):
@@ -336,19 +339,11 @@ class SessionTracker:
         idx = lookup(self.index, item_ids)
         clicked = [self.index.ids[i] if i >= 0 else self._storable(x)
                    for i, x in zip(idx.tolist(), item_ids, strict=True)]
-        unique = list(dict.fromkeys(sids))
         first_user: dict[str, Any] = {}
         for j, s in enumerate(sids):
             if users is not None and users[j] is not None:
                 first_user.setdefault(s, users[j])
-        states = {s: st if st is not None else self._fresh(first_user.get(s))
-                  for s, st in zip(unique, self.store.get_many(unique), strict=True)}
-        self._rebuild([st for st in states.values() if st.model != self.model_tag])
-        rows, seen, lengths = self._apply(sids, idx, clicked, states)
-        now = time.time()
-        for st in states.values():
-            st.last_access = now
-        self.store.put_many(states)
+        rows, seen, lengths = self._commit(sids, idx, clicked, first_user)
         h = torch.from_numpy(rows).to(self.net.device)  # (M, H_last)
         scores = self._scorer(h)  # (M, n_items)
         excl = [exclude_seen] * len(sids) if isinstance(exclude_seen, bool) else exclude_seen
@@ -357,6 +352,42 @@ class SessionTracker:
         ind, vals = top_k(scores, k, filt, seen_idx)
         return Recommendations(self.index.ids[ind], vals, (idx < 0).astype(np.int64),
                                filt.n_unknown if filt is not None else 0, lengths)
+
+    def _read(self, sids: list[str], first_user: dict[str, Any]) -> dict[str, SessionState]:
+        """The stored states of distinct sessions ``sids`` (fresh ones where absent), rebuilt
+        where another model wrote them."""
+        states = {s: st if st is not None else self._fresh(first_user.get(s), version=0)
+                  for s, st in zip(sids, self.store.get_many(sids), strict=True)}
+        self._rebuild([st for st in states.values() if st.model != self.model_tag])
+        return states
+
+    def _commit(self, sids: list[str], idx: np.ndarray, clicked: list[Any],
+                first_user: dict[str, Any]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """Read, advance and write the sessions of a batch (see :meth:`_apply` for what it
+        returns). Writes are compare-and-set: the sessions another writer changed meanwhile
+        (e.g. another worker of the service) are read again and their events applied again,
+        so concurrent events of one session are all kept, in the order they reach the store."""
+        todo = np.arange(len(sids))
+        out, seen, lengths = None, [_NO_ITEMS] * len(sids), np.zeros(len(sids), np.int64)
+        for _ in range(_MAX_TRIES):
+            part = [sids[j] for j in todo]
+            states = self._read(list(dict.fromkeys(part)), first_user)
+            rows, part_seen, part_len = self._apply(part, idx[todo],
+                                                    [clicked[j] for j in todo], states)
+            now = time.time()
+            for st in states.values():
+                st.last_access = now
+            lost = set(self.store.put_many(states) or ())
+            out = rows if out is None else out
+            out[todo], lengths[todo] = rows, part_len
+            for j, s in zip(todo.tolist(), part_seen, strict=True):
+                seen[j] = s
+            if not lost:
+                return out, seen, lengths
+            todo = todo[[sids[j] in lost for j in todo.tolist()]]
+        raise StoreUnavailableError(
+            f"{len(set(sids[j] for j in todo))} session(s) were changed by other writers "
+            f"{_MAX_TRIES} times in a row while this event was applied; retry the request")
 
     def _storable(self, item: Any) -> Any:
         """An unknown clicked id as it can be kept in a state (``None``: it cannot, e.g. a
@@ -461,4 +492,4 @@ class SessionTracker:
         Raises:
             StoreUnavailableError: the store cannot be reached (e.g. Redis is down).
         """
-        self.store.put_many({str(session_id): self._fresh()})
+        self.store.put_many({str(session_id): self._fresh()})  # unconditional (version None)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -37,6 +37,10 @@ class SessionState:
         last_access: wall-clock time (``time.time()``) of the last event.
         model: tag of the model that computed ``hidden``; a tracker of another model rebuilds
             the state by replaying ``items`` (:class:`~gru4rec.inference.SessionTracker`).
+        version: the store's version of this state when it was read (0: the session was not
+            stored), for compare-and-set writes: :meth:`SessionStore.put_many` writes it only
+            if the stored version is still this one, so that two writers that read the same
+            state cannot overwrite each other's events. ``None``: write unconditionally.
     """
 
     hidden: np.ndarray
@@ -44,6 +48,7 @@ class SessionState:
     length: int
     last_access: float
     model: str = ""
+    version: int | None = None
 
 
 @runtime_checkable
@@ -60,8 +65,15 @@ class SessionStore(Protocol):
         """
         ...
 
-    def put_many(self, states: Mapping[str, SessionState]) -> None:
-        """Write (insert or replace) states; refreshes their time to live.
+    def put_many(self, states: Mapping[str, SessionState]) -> list[str]:
+        """Write (insert or replace) states and refresh their time to live, each one only if
+        the stored version still equals its ``version`` (compare-and-set; 0: only if the
+        session is not stored; ``None``: unconditionally). A written state gets its new
+        version in ``version``.
+
+        Returns:
+            The session ids not written because another writer changed (or deleted) them
+            since they were read: read them again, re-apply the change and retry.
 
         Raises:
             StoreUnavailableError: a remote store cannot be reached (never the memory store).
@@ -82,7 +94,8 @@ class MemoryStore:
     live of ``ttl`` seconds since the last write (expired entries read as absent).
 
     It lives in the memory of one process: it is not shared between processes and does not
-    survive a restart. Thread-safe.
+    survive a restart. Thread-safe: reads return copies, and writes are compare-and-set on the
+    states' versions (see :meth:`SessionStore.put_many`).
 
     Args:
         max_sessions: most sessions kept; the least recently used are evicted first.
@@ -107,6 +120,7 @@ class MemoryStore:
         self.max_sessions, self.ttl, self._clock = max_sessions, ttl, clock
         self._data: OrderedDict[str, tuple[float, SessionState]] = OrderedDict()
         self._lock = threading.Lock()
+        self._writes = 0
 
     def __len__(self) -> int:
         return len(self._data)
@@ -124,18 +138,30 @@ class MemoryStore:
                     entry = None
                 if entry is not None:
                     self._data.move_to_end(sid)
-                out.append(None if entry is None else entry[1])
+                # a shallow copy: the caller's changes reach the store only through put_many
+                out.append(None if entry is None else replace(entry[1]))
         return out
 
-    def put_many(self, states: Mapping[str, SessionState]) -> None:
-        """Insert or replace states (their TTL restarts), then evict beyond ``max_sessions``."""
-        expires = self._clock() + self.ttl if self.ttl is not None else float("inf")
+    def put_many(self, states: Mapping[str, SessionState]) -> list[str]:
+        """Insert or replace states whose version still matches (their TTL restarts), then
+        evict beyond ``max_sessions``; returns the ids not written (version conflicts)."""
+        now = self._clock()
+        expires = now + self.ttl if self.ttl is not None else float("inf")
+        conflicts: list[str] = []
         with self._lock:
             for sid, state in states.items():
+                entry = self._data.get(sid)
+                stored = 0 if entry is None or entry[0] <= now else entry[1].version
+                if state.version is not None and state.version != stored:
+                    conflicts.append(sid)
+                    continue
+                self._writes += 1  # store-wide: a deleted and re-created session never
+                state.version = self._writes  # gets a version an old reader still holds
                 self._data[sid] = (expires, state)
                 self._data.move_to_end(sid)
             while len(self._data) > self.max_sessions:
                 self._data.popitem(last=False)
+        return conflicts
 
     def delete(self, session_id: str) -> bool:
         """Remove a session; True when it existed (and had not expired)."""

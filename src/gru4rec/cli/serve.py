@@ -43,6 +43,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--redis-url", metavar="URL",
                    help="Keep sessions in Redis (shared by workers, survives restarts), e.g. "
                         "redis://localhost:6379/0. Default: in-process memory.")
+    p.add_argument("--redis-timeout", type=float, default=1.0, metavar="SECONDS",
+                   help="A Redis call that takes longer fails its request with 503 "
+                        "store_unavailable ('Timeout reading from ...'). (1)")
     p.add_argument("--session-ttl", type=float, default=1800.0,
                    help="Seconds a session lives after its last event. (1800)")
     p.add_argument("--max-sessions", type=int, default=1_000_000,
@@ -101,7 +104,8 @@ def execute(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, workers=args.workers, redis_url=args.redis_url,
         session_ttl=args.session_ttl, max_sessions=args.max_sessions, max_k=args.max_k,
         max_session_length=args.max_session_length, max_body_bytes=args.max_body_bytes,
-        admin_token=_admin_token(args.admin_token_file), watch=args.watch)
+        redis_timeout=args.redis_timeout, admin_token=_admin_token(args.admin_token_file),
+        watch=args.watch)
     _require_extra(settings.redis_url is not None)
     from gru4rec.model_file import read_model_file
 

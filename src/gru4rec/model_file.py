@@ -26,6 +26,7 @@ version than this release knows is refused with the advice to upgrade gru4rec.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -96,23 +97,58 @@ def write_model_file(path: str | Path, config: GRU4RecConfig, item_ids: np.ndarr
 
 def save_atomically(payload: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in ``path``'s folder, flushed to disk, then renamed
-    onto ``path``: a reader (or a run killed at any moment) sees the old file or the new
-    one, never a part.
+    onto ``path``, and (on POSIX) the folder flushed too: a reader (or a run killed at any
+    moment) sees the old file or the new one, never a part, and after the call returns the
+    new one survives a power loss. A writer killed mid-write (SIGKILL) may leave its
+    temporary file (``.NAME.*.tmp``) behind, never anything at ``path``.
 
     Raises:
-        OSError: the file cannot be written; the temporary file is removed and ``path`` is
-            left as it was.
+        OSError: the file cannot be written (disk full, permissions), with ``path`` as its
+            ``filename`` and the system's reason (also when torch reports a failed write as
+            a RuntimeError); the temporary file is removed and ``path`` is left as it was.
+            Only when syncing the folder fails (an I/O error, after the rename) is the new
+            file already at ``path``.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             torch.save(payload, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        cause: BaseException | None = exc if isinstance(exc, Exception) else None
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__  # torch wraps a failed write
+        if isinstance(cause, OSError) and cause.errno is not None:
+            raise OSError(cause.errno, cause.strerror or os.strerror(cause.errno),
+                          str(path)) from exc
         raise
+    _sync_folder(path.parent)  # the rename is in the folder: unsynced, a power loss can undo it
+
+
+# the folder cannot be opened or synced there (permissions, a file system without it): the
+# file is in place and its data on disk, only the rename's durability is not guaranteed
+_SYNC_UNSUPPORTED = {errno.EACCES, errno.EPERM, errno.EINVAL, errno.ENOTSUP, errno.EBADF}
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync ``folder`` (POSIX), so that a rename in it survives a power loss; a no-op on
+    Windows, which cannot open a folder (no ``O_DIRECTORY``)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.errno not in _SYNC_UNSUPPORTED:
+            raise
 
 
 def read_model_file(path: str | Path) -> tuple[GRU4RecConfig, np.ndarray, np.ndarray,

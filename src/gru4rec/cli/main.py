@@ -5,13 +5,17 @@ Subcommands live in one module each (``run``, ``compare``, ``report``, ``demo``,
 ``execute(args) -> int`` and imports the heavy parts of the library (torch) inside
 ``execute`` only.
 
-Exit codes: 0 success, 2 bad usage or any :class:`~gru4rec.errors.GRU4RecError` (reported as
-one ``error: ...`` line on stderr, never a traceback), 130 interrupted (Ctrl-C).
+Exit codes: 0 success, 2 bad usage, any :class:`~gru4rec.errors.GRU4RecError` or a file the
+system cannot read or write (an ``OSError``: disk full, permissions; the message names the
+file and how to fix it), each reported as one ``error: ...`` line on stderr, never a
+traceback; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
 import sys
 from collections.abc import Sequence
@@ -23,6 +27,15 @@ __all__ = ["build_parser", "main"]
 
 EXIT_INTERRUPTED = 130
 _HANDLER_NAME = "gru4rec-cli"
+_OS_ERROR_FIXES = {  # errno -> how to fix it
+    errno.ENOSPC: "free some space on that disk, or choose a folder on another disk",
+    errno.EACCES: "check its permissions, or choose another folder",
+    errno.EPERM: "check its permissions, or choose another folder",
+    errno.EROFS: "that file system is read-only; choose a folder on another disk",
+}
+if hasattr(errno, "EDQUOT"):  # not on Windows
+    _OS_ERROR_FIXES[errno.EDQUOT] = ("free some space within your disk quota, or choose a "
+                                     "folder on another disk")
 
 
 def _version() -> str:
@@ -68,6 +81,16 @@ class _LowerLevelFormatter(logging.Formatter):
         return super().format(record).replace(record.levelname, record.levelname.lower(), 1)
 
 
+def _os_error_message(exc: OSError) -> str:
+    """``reason: file[ -> file2]; fix`` for a failed read or write."""
+    if exc.errno is None or exc.strerror is None:
+        return str(exc)
+    files = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    message = f"{exc.strerror}: {files}" if files else exc.strerror
+    fix = _OS_ERROR_FIXES.get(exc.errno)
+    return f"{message}; {fix}" if fix else message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gru4rec`` command with ``argv`` (default: ``sys.argv[1:]``); return the
     exit code."""
@@ -90,6 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GRU4RecError as exc:
         sys.stdout.flush()
         sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    except OSError as exc:  # the user's environment (disk full, permissions), not a bug
+        with contextlib.suppress(OSError):  # stdout may be the failing file (a closed pipe)
+            sys.stdout.flush()
+        sys.stderr.write(f"error: {_os_error_message(exc)}\n")
         return EXIT_USAGE
 
 

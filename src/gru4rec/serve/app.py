@@ -1,10 +1,16 @@
 """The FastAPI app: factory, routes, limits and the JSON error format.
 
-Every error is ``{"error": {"code": ..., "message": ...}}``: 401/403 admin route without the
-token or with reloading off, 404 unknown session or route, 409 nothing to reload, 413 body
-too large, 422 bad input (FastAPI's validation errors reshaped) or a model file that cannot
-be reloaded, 503 session store unavailable, 500 anything unexpected (logged server-side; the
-reply has no internals). Answers computed by a model carry its tag in ``X-Gru4rec-Model``.
+Every error is ``{"error": {"code": ..., "message": ...}}``: 400 a request that cannot be
+parsed (a body that is not UTF-8, a bad Content-Length), 401/403 admin route without the
+token or with reloading off, 404 unknown session or route, 405 method not allowed (with an
+``Allow`` header listing the path's methods), 409 nothing to reload, 413 body too large, 422
+bad input (FastAPI's validation errors reshaped; a ``k`` or ``items`` over the limits) or a
+model file that cannot be reloaded, 503 session store unavailable, 500 anything unexpected
+(logged server-side; the reply has no internals). The OpenAPI schema declares each
+operation's statuses and headers (405 answers the methods it does not list) and this
+service's limits (``k`` in 1..max_k, at most max_session_length ``items``), so a request the
+schema allows is one the service accepts. Answers computed by a model carry its tag in
+``X-Gru4rec-Model``.
 
 Handlers are ``async`` and call the model directly on the event loop: one request's work
 (one GRU step, one scoring, a top-k) is far below a millisecond, so a thread-pool hop would
@@ -17,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gru4rec.data.sessions import ItemIndex
@@ -56,10 +63,23 @@ __all__ = ["MODEL_HEADER", "create_app"]
 log = logging.getLogger(__name__)
 _SID = PathParam(pattern=SESSION_ID_PATTERN, description="Session id: 1-128 of A-Z a-z 0-9 _ . : -")
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    c: {"model": ErrorBody} for c in (404, 413, 422, 500, 503)}
+    c: {"model": ErrorBody} for c in (400, 404, 413, 422, 500, 503)}
 _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    c: {"model": ErrorBody} for c in (401, 403, 409)}
+    401: {"model": ErrorBody, "headers": {"WWW-Authenticate": {
+        "description": "The scheme to use: Bearer.", "required": True,
+        "schema": {"type": "string"}}}},
+    403: {"model": ErrorBody}, 409: {"model": ErrorBody}}
 MODEL_HEADER = "X-Gru4rec-Model"  # first 16 hex digits of the answering model's sha256
+_TAGGED: dict[str, Any] = {"headers": {MODEL_HEADER: {
+    "description": "First 16 hex digits of the answering model's sha256.", "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}}}}
+# OpenAPI links: where an event's answer leads (clients and fuzzers follow them)
+_SESSION_LINKS = {
+    name: {"operationRef": f"#/paths/~1v1~1sessions~1{{session_id}}{tail}",
+           "parameters": {"session_id": "$response.body#/session_id"}, "description": text}
+    for name, tail, text in (("GetSession", "/get", "The session this event advanced."),
+                             ("DeleteSession", "/delete", "Forget this session."),
+                             ("NextEvent", "~1events/post", "The session's next click."))}
 
 
 class ApiError(HTTPException):
@@ -121,8 +141,31 @@ def create_app(model: str | Path | GRU4Rec, settings: ServeSettings | None = Non
                   description="Session-based next-item recommendations with GRU4Rec.")
     _add_error_handlers(app)
     _add_routes(app, holder, settings)
+    app.openapi = _openapi_with_limits(app, settings)  # type: ignore[method-assign]
     app.add_middleware(_Guard, max_body=settings.max_body_bytes)
     return app
+
+
+def _openapi_with_limits(app: FastAPI, settings: ServeSettings) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` plus this service's limits in the request schemas: a request the schema
+    allows is one the service accepts (the checks themselves stay in the routes)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = plain()  # cached by FastAPI after the first call
+        if fresh:
+            bodies = schema["components"]["schemas"]
+            for name in ("EventIn", "RecommendIn"):
+                k = bodies[name]["properties"]["k"]
+                for branch in k.get("anyOf", [k]):
+                    if branch.get("type") == "integer":
+                        branch.update(minimum=1, maximum=settings.max_k)
+            bodies["RecommendIn"]["properties"]["items"]["maxItems"] = \
+                settings.max_session_length
+        return schema
+
+    return openapi
 
 
 def _k(k: int | None, settings: ServeSettings) -> int:
@@ -138,7 +181,8 @@ def _lists(items: np.ndarray, scores: np.ndarray) -> tuple[list[Any], list[float
 
 
 def _add_routes(app: FastAPI, holder: dict[str, ModelSlot], settings: ServeSettings) -> None:
-    @app.post("/v1/sessions/{session_id}/events", response_model=EventOut)
+    @app.post("/v1/sessions/{session_id}/events", response_model=EventOut,
+              responses={200: {**_TAGGED, "links": _SESSION_LINKS}})
     async def post_event(body: EventIn, session_id: str = _SID) -> Response:
         """Advance a live session by one click and return its next items."""
         svc = holder["slot"].current  # the whole request stays on this model
@@ -153,7 +197,7 @@ def _add_routes(app: FastAPI, holder: dict[str, ModelSlot], settings: ServeSetti
         return _json({"session_id": session_id, "items": items, "scores": score_list,
                       "length": length, "unknown_item": unknown}, model=svc.tag)
 
-    @app.post("/v1/recommend", response_model=RecommendOut)
+    @app.post("/v1/recommend", response_model=RecommendOut, responses={200: _TAGGED})
     async def recommend(body: RecommendIn) -> Response:
         """Top-k for a whole session, without keeping state."""
         svc = holder["slot"].current
@@ -186,7 +230,7 @@ def _add_routes(app: FastAPI, holder: dict[str, ModelSlot], settings: ServeSetti
             raise _not_found(session_id)
         return Response(status_code=204)
 
-    @app.get("/v1/model", response_model=ModelInfo)
+    @app.get("/v1/model", response_model=ModelInfo, responses={200: _TAGGED})
     async def model_info() -> Response:
         """The model that answers: items, layers, loss, training config, file hash, source,
         when it was loaded, how many reloads this worker made, and the store kind."""
@@ -240,10 +284,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(422, "validation_error", "; ".join(parts)[:2000] or "invalid request")
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> Response:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
         code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "http_error")
         resp = _error(exc.status_code, code, str(exc.detail))
         resp.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # RFC 9110: a 405 lists what the path supports
+            resp.headers["Allow"] = _allowed_methods(request)
         return resp
 
     @app.exception_handler(StoreUnavailableError)
@@ -254,6 +300,16 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GRU4RecError)
     async def bad_input(_: Request, exc: GRU4RecError) -> Response:
         return _error(422, "invalid_request", str(exc))
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods of every route on the request's path: Starlette's own 405 names only the
+    first route it tried (GET but not DELETE for ``/v1/sessions/{session_id}``)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] != Match.NONE:  # PARTIAL: path yes, method no
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 _CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",

@@ -4,19 +4,46 @@ OpenAPI docs at ``/docs``).
 Item ids are JSON ints or strings, converted to the model's id type by
 :func:`gru4rec.inference.coerce_ids`: for a model trained on integer ids, ``"42"`` is item
 42 (and ``"042"`` or ``"abc"`` are unknown); for a model trained on string ids, ``42`` is
-item ``"42"``. Responses give ids in the model's type. Floats and booleans are not ids (422).
+item ``"42"``. Responses give ids in the model's type. Fractional numbers and booleans are
+not ids (422); ``42.0`` is 42, as JSON and the OpenAPI schema do not tell them apart.
+Request fields take exactly the JSON types the schema gives them, nothing else is coerced
+(``"k": "5"`` or ``"exclude_seen": 0`` get 422).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
 
-__all__ = ["ErrorBody", "EventIn", "EventOut", "Health", "ItemId", "ModelInfo",
+__all__ = ["ErrorBody", "EventIn", "EventOut", "Health", "ItemId", "JsonInt", "ModelInfo",
            "RecommendIn", "RecommendOut", "ReloadOut", "SessionOut"]
 
-ItemId = StrictInt | StrictStr
+
+def _json_int(value: Any) -> Any:
+    """A JSON integer (``5`` or ``5.0``), not text or a boolean (pydantic's lax ``int`` takes
+    ``"5"`` and ``true``; its strict one refuses ``5.0``, which the schema allows)."""
+    if isinstance(value, str | bool):
+        raise ValueError("Input should be a JSON integer")
+    return value
+
+
+def _whole_to_int(value: Any) -> Any:
+    """``5.0`` -> ``5`` (one JSON number, and an OpenAPI ``integer``); the rest as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_int)]
+# the validator is on the union, not a member: errors keep the plain labels (item_id.int: ...)
+ItemId = Annotated[StrictInt | StrictStr, BeforeValidator(_whole_to_int)]
 
 
 class _In(BaseModel):
@@ -27,8 +54,9 @@ class EventIn(_In):
     """A click of a live session."""
 
     item_id: ItemId = Field(description="The clicked item (JSON int or string).")
-    k: int | None = Field(None, description="List length, 1..max_k (default: the server's).")
-    exclude_seen: bool = Field(False, description="Leave out the session's own items.")
+    k: JsonInt | None = Field(None, description="List length, 1..max_k (default: the "
+                                                  "server's).")
+    exclude_seen: StrictBool = Field(False, description="Leave out the session's own items.")
     user_id: ItemId | None = Field(
         None, description="Who clicked (JSON int or string). With a sequence-aware model "
                           "(session_boundary=carry), a new session of a user the model was "
@@ -49,8 +77,8 @@ class RecommendIn(_In):
 
     items: list[ItemId] = Field(description="The session's item ids, oldest first "
                                             "(at most max_session_length).")
-    k: int | None = None
-    exclude_seen: bool = False
+    k: JsonInt | None = None
+    exclude_seen: StrictBool = False
     candidates: list[ItemId] | None = Field(None, description="Recommend only these items.")
     exclude: list[ItemId] | None = Field(None, description="Never recommend these items.")
 

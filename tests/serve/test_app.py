@@ -114,7 +114,10 @@ def test_model_info_health_and_docs(model, tmp_path: Path) -> None:
         assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert info["store"] == "memory"
         assert c.get("/health").json() == {"status": "ok", "store": "memory",
-                                           "store_reachable": True}
+                                           "store_reachable": True, "sessions": 0}
+        event(c, "s1", 101)
+        event(c, "s2", 102)
+        assert c.get("/health").json()["sessions"] == 2
         assert c.get("/docs").status_code == 200
         assert "/v1/sessions/{session_id}/events" in c.get("/openapi.json").json()["paths"]
 
@@ -221,3 +224,15 @@ def test_a_returning_users_new_session_starts_from_their_training_state() -> Non
     want = tracker.step(["x"], [item], k=10, users=[user])
     np.testing.assert_allclose(as_user["scores"], want.scores[0], atol=1e-5)
     assert later["length"] == 2
+
+
+def test_the_session_bound_evicts_the_least_recently_used(model) -> None:
+    with TestClient(create_app(model, ServeSettings(max_sessions=3))) as c:
+        for s in ("s1", "s2", "s3"):
+            event(c, s, 101)
+        event(c, "s1", 102)  # s1 is now the most recently used
+        event(c, "s4", 101)
+        event(c, "s5", 101)
+        assert c.get("/health").json()["sessions"] == 3
+        assert [c.get(f"/v1/sessions/{s}").status_code for s in ("s1", "s2", "s3", "s4", "s5")] \
+            == [200, 404, 404, 200, 200]

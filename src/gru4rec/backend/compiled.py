@@ -9,6 +9,7 @@ fixed-shape step, strided blocks) run the PyTorch version.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Sequence
 
 import torch
@@ -165,10 +166,34 @@ class CompiledOps(TorchOps):
                ) -> Callable[[torch.Tensor], torch.Tensor]:
         # a few rows against every item, where BLAS runs at a fraction of the CPU's speed
         # (1.2-2.6x slower on 1-16 rows): a kernel over 32-item panels of the weights
-        panels, b = self.k.pack_panels(weights), bias.contiguous()
+        panels, b = _on_huge_pages(self.k.pack_panels(weights)), bias.contiguous()
 
         def score(h: torch.Tensor) -> torch.Tensor:
             out = torch.empty(h.shape[0], b.shape[0])
             self.k.score_rows(h.contiguous(), panels, b, out)
             return out
         return score
+
+
+_HUGE_PAGE = 2 << 20  # bytes of a transparent huge page on x86-64 and arm64 Linux
+
+
+def _on_huge_pages(t: torch.Tensor) -> torch.Tensor:
+    """A copy of contiguous ``t`` in memory backed by transparent huge pages where the system
+    offers them (Linux, ``madvise`` mode), else ``t`` itself.
+
+    Scoring reads the whole packed item table for every event; with 4 KiB pages a 15 MB
+    table spans ~3,700 TLB entries, which a server that idles between requests finds cold
+    (one scoring took 1.3 ms instead of 0.95 ms on 37,500 items)."""
+    nbytes = t.numel() * t.element_size()
+    if nbytes < _HUGE_PAGE or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return t
+    try:
+        buf = mmap.mmap(-1, -(-nbytes // _HUGE_PAGE) * _HUGE_PAGE,
+                        flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        buf.madvise(mmap.MADV_HUGEPAGE)
+    except (OSError, ValueError):  # no anonymous maps or no THP here: the plain copy works
+        return t
+    out = torch.frombuffer(buf, dtype=t.dtype, count=t.numel()).view(t.shape)  # keeps buf
+    out.copy_(t)
+    return out

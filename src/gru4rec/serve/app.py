@@ -12,10 +12,11 @@ service's limits (``k`` in 1..max_k, at most max_session_length ``items``), so a
 schema allows is one the service accepts. Answers computed by a model carry its tag in
 ``X-Gru4rec-Model``.
 
-Handlers are ``async`` and call the model directly on the event loop: one request's work
-(one GRU step, one scoring, a top-k) is far below a millisecond, so a thread-pool hop would
-cost more than it saves, and running requests one at a time per worker also keeps the
-events of one session in order.
+Handlers are ``async``. The events endpoint's batches run in one model thread (one batch at a
+time, so the events of one session stay in order) while the event loop goes on reading,
+parsing and answering requests: on a burst of events that takes their HTTP work off the
+model's critical path. The other routes call the model directly on the event loop: their
+work is far below a millisecond, less than a thread hop would add.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sized
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -124,7 +126,11 @@ def create_app(model: str | Path | GRU4Rec, settings: ServeSettings | None = Non
         torch.set_num_threads(settings.torch_threads)  # tiny requests: scale with processes
         store = make_store(settings.redis_url, settings.session_ttl, settings.max_sessions,
                            settings.redis_timeout)
-        slot = holder["slot"] = app.state.slot = ModelSlot(model, settings, store)
+        # the model thread of the events endpoint (thread counts are per thread: set its own)
+        executor = ThreadPoolExecutor(1, thread_name_prefix="gru4rec-model",
+                                      initializer=torch.set_num_threads,
+                                      initargs=(settings.torch_threads,))
+        slot = holder["slot"] = app.state.slot = ModelSlot(model, settings, store, executor)
         hup = slot.install_sighup()
         watcher = (asyncio.create_task(slot.watch(settings.watch))
                    if settings.watch and slot.path is not None else None)
@@ -136,6 +142,7 @@ def create_app(model: str | Path | GRU4Rec, settings: ServeSettings | None = Non
             if hup:
                 slot.remove_sighup()
             holder.clear()
+            executor.shutdown(wait=True, cancel_futures=True)
 
     app = FastAPI(title="gru4rec", lifespan=lifespan, responses=_ERRORS,
                   description="Session-based next-item recommendations with GRU4Rec.")
@@ -259,11 +266,13 @@ def _add_routes(app: FastAPI, holder: dict[str, ModelSlot], settings: ServeSetti
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     async def health() -> Response:
-        """200 when the session store answers, else 503 (same body)."""
+        """200 when the session store answers, else 503 (same body); the live session count
+        of the in-process store."""
         store = holder["slot"].store
         ok = bool(getattr(store, "ping", lambda: True)())
+        sessions = len(store) if isinstance(store, Sized) else None
         return _json({"status": "ok" if ok else "degraded", "store": store.kind,
-                      "store_reachable": ok}, 200 if ok else 503)
+                      "store_reachable": ok, "sessions": sessions}, 200 if ok else 503)
 
 
 def _optional_ids(index: ItemIndex, ids: list[Any] | None) -> list[Any] | None:

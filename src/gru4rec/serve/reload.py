@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,11 +107,12 @@ class ModelSlot:
         source: the model file (reloadable) or an in-memory model (not reloadable).
         settings: the service options.
         store: the session store, shared by every model this slot serves.
+        executor: where the event batches of every served model run (see :class:`Batcher`).
     """
 
     def __init__(self, source: str | Path | GRU4Rec, settings: ServeSettings,
-                 store: SessionStore) -> None:
-        self.settings, self.store = settings, store
+                 store: SessionStore, executor: Executor | None = None) -> None:
+        self.settings, self.store, self.executor = settings, store, executor
         self.path = None if isinstance(source, GRU4Rec) else Path(source)
         if isinstance(source, GRU4Rec):
             self.current = self._serve(source, model_fingerprint(source.net_,
@@ -128,7 +130,8 @@ class ModelSlot:
                                         model_tag=sha[:16])
         log.info("serving %d items (model sha256 %s) with the %s session store",
                  model.n_items, sha[:16], self.store.kind)
-        return Served(model, sha, tracker, Batcher(tracker), time.time())
+        return Served(model, sha, tracker, Batcher(tracker, executor=self.executor),
+                      time.time())
 
     @property
     def source(self) -> str:

@@ -122,6 +122,8 @@ class Health(BaseModel):
     status: str
     store: str
     store_reachable: bool
+    sessions: int | None = Field(description="Live sessions this worker's in-process store "
+                                             "holds (at most --max-sessions); null for Redis.")
 
 
 class _Error(BaseModel):

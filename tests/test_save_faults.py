@@ -139,45 +139,42 @@ def _assert_untouched(path: Path, before: bytes) -> None:
 # ----------------------------------------------------------------------------- ENOSPC
 
 
-@pytest.mark.parametrize("point", POINTS)
-def test_gru4rec_save_on_a_full_disk_keeps_the_previous_file(
-        point: str, make_model: Callable[..., GRU4Rec], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    old, new = make_model(30, seed=0), make_model(40, layers=(16,), seed=1)
-    path = tmp_path / "model.pt"
+def _full_disk_keeps_the_previous_file(old: Any, new: Any, path: Path, query: list[Any],
+                                       load: Callable[[Path], Any], point: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Save ``old``, then ``new`` onto a disk that fills up at ``point``: the error names the
+    path, and ``old`` is still there, byte for byte, with the same recommendations."""
     old.save(path)
-    before, (items, scores) = path.read_bytes(), old.recommend(QUERY, k=5)
-    disk = FullDisk(monkeypatch, point, budget=_size_of(new.save, tmp_path) // 2)
+    before, (items, scores) = path.read_bytes(), old.recommend(query, k=5)
+    disk = FullDisk(monkeypatch, point, budget=_size_of(new.save, path.parent) // 2)
     with pytest.raises(OSError) as info:
         new.save(path)
     monkeypatch.undo()
     assert disk.hits >= 1  # the fault fired (torch may try to write on after it)
     _assert_no_space_error(info.value, path)
     _assert_untouched(path, before)
-    items_b, scores_b = GRU4Rec.load(path, device="cpu").recommend(QUERY, k=5)
+    items_b, scores_b = load(path).recommend(query, k=5)
     np.testing.assert_array_equal(items_b, items)
     np.testing.assert_array_equal(scores_b, scores)
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_gru4rec_save_on_a_full_disk_keeps_the_previous_file(
+        point: str, make_model: Callable[..., GRU4Rec], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _full_disk_keeps_the_previous_file(
+        make_model(30, seed=0), make_model(40, layers=(16,), seed=1), tmp_path / "model.pt",
+        QUERY, lambda p: GRU4Rec.load(p, device="cpu"), point, monkeypatch)
 
 
 @pytest.mark.parametrize("point", POINTS)
 def test_baseline_save_on_a_full_disk_keeps_the_previous_file(
         point: str, successor_events: Callable[..., Events], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    old = make_baseline("itemknn", {}).fit(successor_events(20, 60, 4, seed=0))
-    new = make_baseline("itemknn", {}).fit(successor_events(40, 200, 5, seed=1))
-    path, query = tmp_path / "knn.model", [[3, 4], [7]]
-    old.save(path)
-    before, (items, scores) = path.read_bytes(), old.recommend(query, k=5)
-    disk = FullDisk(monkeypatch, point, budget=_size_of(new.save, tmp_path) // 2)
-    with pytest.raises(OSError) as info:
-        new.save(path)
-    monkeypatch.undo()
-    assert disk.hits >= 1  # the fault fired (torch may try to write on after it)
-    _assert_no_space_error(info.value, path)
-    _assert_untouched(path, before)
-    items_b, scores_b = Baseline.load(path).recommend(query, k=5)
-    np.testing.assert_array_equal(items_b, items)
-    np.testing.assert_array_equal(scores_b, scores)
+    _full_disk_keeps_the_previous_file(
+        make_baseline("itemknn", {}).fit(successor_events(20, 60, 4, seed=0)),
+        make_baseline("itemknn", {}).fit(successor_events(40, 200, 5, seed=1)),
+        tmp_path / "knn.model", [[3, 4], [7]], Baseline.load, point, monkeypatch)
 
 
 CKPT_PARAMS: dict[str, Any] = {"layers": [8], "batch_size": 8, "n_sample": 4,

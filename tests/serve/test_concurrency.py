@@ -8,12 +8,7 @@ step back keep only the last write: the other click is lost without an error.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -152,12 +147,6 @@ def test_a_session_changed_by_others_on_every_try_is_a_store_error(make_model) -
 N_SESSIONS, PER_SESSION, N_CONNS = 10, 1000, 16
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def _connect_to_both_workers(port: int) -> list[tuple[asyncio.StreamReader,
                                                            asyncio.StreamWriter]]:
     """``N_CONNS`` keep-alive connections, half of them served by each worker (a worker is
@@ -209,7 +198,7 @@ async def _post_all(port: int, requests: list[tuple[str, int]]) -> list[tuple[st
 
 
 @pytest.mark.slow
-def test_two_workers_lose_no_event_of_interleaved_sessions(redis_server, make_model,
+def test_two_workers_lose_no_event_of_interleaved_sessions(redis_server, make_model, serve_cli,
                                                           tmp_path: Path) -> None:
     model = make_model(500, layers=(16,))
     path = tmp_path / "m.pt"
@@ -219,27 +208,11 @@ def test_two_workers_lose_no_event_of_interleaved_sessions(redis_server, make_mo
             for s in range(N_SESSIONS)}
     requests = [(sid, item) for sid, items in sent.items() for item in items]
     rng.shuffle(requests)  # the events of every session spread over all connections
-    port = _free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gru4rec", "serve", str(path), "--port", str(port),
-         "--workers", "2", "--redis-url", redis_server.url, "--max-session-length",
-         str(PER_SESSION)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.time() < deadline, "server did not start"
-                time.sleep(0.1)
-        results = asyncio.run(_post_all(port, requests))
-        client = redis.Redis(port=redis_server.port)
-        workers = {c["name"] for c in client.client_list() if c["name"].startswith("gru4rec")}
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    port = serve_cli(path, "--workers", "2", "--redis-url", redis_server.url,
+                     "--max-session-length", str(PER_SESSION))
+    results = asyncio.run(_post_all(port, requests))
+    client = redis.Redis(port=redis_server.port)
+    workers = {c["name"] for c in client.client_list() if c["name"].startswith("gru4rec")}
     assert len(results) == len(requests) == N_SESSIONS * PER_SESSION >= 10_000
     assert Counter(r[2] for r in results) == {200: len(requests)}
     assert len(workers) == 2  # both workers took events (each names its connections)

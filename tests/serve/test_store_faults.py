@@ -8,17 +8,10 @@ that delays its replies): the request fails after ``--redis-timeout`` with the d
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,63 +25,6 @@ from fastapi.testclient import TestClient  # noqa: E402
 from gru4rec.serve.app import create_app  # noqa: E402
 from gru4rec.serve.settings import ServeSettings  # noqa: E402
 from gru4rec.serve.store import decode_state  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.time() + seconds
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            assert proc.poll() is None and time.time() < deadline, "did not start"
-            time.sleep(0.05)
-
-
-class AofRedis:
-    """A redis-server that fsyncs its append-only file before it answers each write."""
-
-    def __init__(self, folder: Path) -> None:
-        if shutil.which("redis-server") is None:
-            if os.environ.get("CI"):
-                pytest.fail("redis-server is required when CI is set")
-            pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
-        self.folder, self.port, self.proc = folder, _free_port(), None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_port(self.port, self.proc)
-        client = redis.Redis(port=self.port)
-        for _ in range(200):  # loading the AOF answers LOADING errors for a moment
-            try:
-                client.ping()
-                return
-            except redis.RedisError:
-                time.sleep(0.02)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-
-@pytest.fixture
-def aof_redis(tmp_path: Path) -> Iterator[AofRedis]:
-    srv = AofRedis(tmp_path)
-    srv.start()
-    yield srv
-    if srv.proc is not None and srv.proc.poll() is None:
-        srv.proc.terminate()
-        srv.proc.wait(10)
 
 
 async def _load(port: int, seconds: float, n_sessions: int, marks: dict[str, float]
@@ -121,15 +57,11 @@ async def _load(port: int, seconds: float, n_sessions: int, marks: dict[str, flo
 
 
 @pytest.mark.slow
-def test_redis_killed_and_restarted_under_load(aof_redis: AofRedis, make_model,
+def test_redis_killed_and_restarted_under_load(aof_redis, make_model, serve_cli,
                                                tmp_path: Path) -> None:
     path = tmp_path / "m.pt"
     make_model(30, layers=(12,)).save(path)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gru4rec", "serve", str(path), "--port", str(port),
-         "--workers", "2", "--redis-url", f"redis://127.0.0.1:{aof_redis.port}/0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = serve_cli(path, "--workers", "2", "--redis-url", aof_redis.url)
     marks: dict[str, float] = {}
 
     async def scenario() -> list[tuple[float, str, int]]:
@@ -142,12 +74,7 @@ def test_redis_killed_and_restarted_under_load(aof_redis: AofRedis, make_model,
         marks["back"] = time.perf_counter() - marks["start"]
         return await load
 
-    try:
-        _wait_port(port, proc)
-        results = asyncio.run(scenario())
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    results = asyncio.run(scenario())
     counts = Counter(status for _, _, status in results)
     down = [s for t, _, s in results if marks["kill"] + 0.05 < t < marks["back"] - 0.05]
     after = [s for t, _, s in results if t > marks["back"] + 1.0]

@@ -65,6 +65,8 @@ def test_event_response_and_session_lifecycle(client: TestClient) -> None:
     assert client.delete("/v1/sessions/a.b:c_1-2").status_code == 204
     assert_error(client.get("/v1/sessions/a.b:c_1-2"), 404, "session_not_found", "a.b:c_1-2")
     assert_error(client.delete("/v1/sessions/a.b:c_1-2"), 404, "session_not_found")
+    assert event(client, "a.b:c_1-2", 103).json()["length"] == 1  # its next click: a new one
+    assert client.get("/v1/sessions/a.b:c_1-2").json()["items"] == [103]
 
 
 def test_unknown_item_does_not_advance(client: TestClient) -> None:

@@ -270,8 +270,9 @@ class SessionTracker:
             (:attr:`GRU4Rec.user_states_`): a new session whose first event names a known
             user starts from that user's state instead of from zero.
 
-    Session ids are strings (other values are converted with ``str``). One tracker is not
-    meant to step the same session from several threads at once.
+    Session ids are strings (other values are converted with ``str``). Trackers in several
+    threads or processes may step the same sessions of one store at once: the writes are
+    compare-and-set, so every event is applied exactly once (see :meth:`step`).
 
     Raises:
         ConfigError: ``max_items`` is neither None nor a positive integer.

@@ -263,11 +263,13 @@ def _table_to_events(
                 f"{origin}: {nulls} event(s) have a missing {what} (column {key!r}); "
                 "remove or fill those rows"
             )
+    ids = {key: _id_array(table.column(key), parse_ids, origin, key, what)
+           for key, what in named if what != "time"}
     return Events(
-        session=_id_array(table.column(session_key), parse_ids),
-        item=_id_array(table.column(item_key), parse_ids),
+        session=ids[session_key],
+        item=ids[item_key],
         time=_time_array(table.column(time_key), origin, time_key),
-        user=_id_array(table.column(keys[3]), parse_ids) if len(keys) > 3 else None,
+        user=ids[keys[3]] if len(keys) > 3 else None,
     )
 
 
@@ -286,9 +288,18 @@ def _numpy(col: pa.ChunkedArray) -> np.ndarray:
     return out
 
 
-def _id_array(col: pa.ChunkedArray, parse_ints: bool) -> np.ndarray:
-    """Ids as NumPy: integers as int64, strings as object ``str`` (canonical ints parsed)."""
+def _id_array(col: pa.ChunkedArray, parse_ints: bool, origin: str, key: str,
+              what: str) -> np.ndarray:
+    """Ids as NumPy: integers as int64, strings as object ``str`` (canonical ints parsed),
+    whole floats as int64.
+
+    Raises:
+        DataError: a float id that is NaN, infinite or fractional (``what`` names the column:
+            "session id", "item id" or "user id").
+    """
     col = _decode(col)
+    if pa.types.is_floating(col.type):
+        return _whole_float_ids(_numpy(pc.cast(col, pa.float64())), origin, key, what)
     if col.type in _TEXT_TYPES:
         if parse_ints and pc.all(pc.match_substring_regex(col, CANONICAL_INT_REGEX)).as_py():
             try:
@@ -302,6 +313,24 @@ def _id_array(col: pa.ChunkedArray, parse_ints: bool) -> np.ndarray:
         except pa.ArrowInvalid:  # uint64 beyond int64: keep the native dtype
             pass
     return _numpy(col)
+
+
+def _whole_float_ids(values: np.ndarray, origin: str, key: str, what: str) -> np.ndarray:
+    """Float ids as int64 when every one is a whole number (pandas stores integer ids as
+    floats once a column had a gap), else DataError showing a bad one."""
+    bad = ~np.isfinite(values)
+    problem = "NaN or infinite"
+    if not bad.any():
+        bad = (values != np.round(values)) | (np.abs(values) >= 2.0**63)
+        problem = "fractional or out-of-range"
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise DataError(
+            f"{origin}: {what} column {key!r} has {int(bad.sum())} {problem} value(s), e.g. "
+            f"{float(values[first])!r} at row {first}; ids must be integers or strings: fix "
+            "those rows or convert the column"
+        )
+    return values.astype(np.int64)
 
 
 def _time_array(col: pa.ChunkedArray, origin: str, key: str) -> np.ndarray:
